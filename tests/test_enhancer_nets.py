@@ -1,0 +1,84 @@
+"""Learned enhancer networks: shapes, ranges, parameter counts, training, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llfer.enhance.base import num_params
+from llfer.registry import ENHANCERS
+
+torch.set_num_threads(1)
+
+
+def smooth_images(n: int = 8, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random smooth RGB images (uint8) and their darkened versions (x * 0.2)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 4, generator=g)
+    high = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    high = (0.15 + 0.8 * high).clamp(0, 1)
+    low = high * 0.2
+    to_u8 = lambda t: (t.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()  # noqa: E731
+    return to_u8(low), to_u8(high)
+
+
+def check_forward(enh, sizes=((48, 48), (50, 46))) -> None:
+    enh.model.eval()
+    for h, w in sizes:
+        x = torch.rand(2, 3, h, w) * 0.3
+        with torch.no_grad():
+            y = enh.forward(x)
+        assert y.shape == x.shape
+        assert torch.isfinite(y).all()
+        assert y.min() >= 0 and y.max() <= 1
+
+
+def check_fit_decreases(enh, steps: int = 25, lr: float = 1e-3, **fit_kw) -> list[dict]:
+    low, high = smooth_images()
+    hist = enh.fit(low, high, iterations=steps, batch_size=4, patch=24, lr=lr, progress=False, **fit_kw)
+    first = np.mean([r["loss"] for r in hist[:3]])
+    last = np.mean([r["loss"] for r in hist[-3:]])
+    assert last < first, (first, last)
+    return hist
+
+
+def check_roundtrip(enh, tmp_path) -> None:
+    path = tmp_path / f"{enh.name}.safetensors"
+    enh.save(path)
+    other = type(enh).load(path)
+    assert other.config == enh.config
+    imgs = smooth_images(2, 24)[0]
+    np.testing.assert_array_equal(enh.enhance(imgs), other.enhance(imgs))
+    gray = imgs.mean(-1).astype(np.uint8)
+    assert other.enhance(gray).shape == gray.shape
+
+
+# -- Zero-DCE ---------------------------------------------------------------------------------
+def test_zerodce_registered_and_params():
+    entry = ENHANCERS.entry("zerodce")
+    assert entry.defaults["n_feat"] == 32
+    enh = ENHANCERS.build("zerodce")
+    assert not enh.paired
+    assert num_params(enh.model) == 79_416  # the official DCE-Net
+    with pytest.raises(Exception):
+        ENHANCERS.build("zerodce", bogus=1)
+
+
+def test_zerodce_forward_shapes():
+    check_forward(ENHANCERS.build("zerodce"))
+
+
+def test_zerodce_trains_without_pairs(tmp_path):
+    enh = ENHANCERS.build("zerodce")
+    low, _ = smooth_images()
+    # unpaired: the "clean" images are junk and must not matter
+    junk = np.zeros_like(low)
+    hist = enh.fit(low, junk, iterations=25, batch_size=4, patch=24, lr=1e-3, progress=False)
+    assert np.mean([r["loss"] for r in hist[-3:]]) < np.mean([r["loss"] for r in hist[:3]])
+    assert {"spa", "exp", "col", "tv"} <= set(hist[0])
+    # it brightens dark images towards the exposure level
+    out = enh.enhance(low)
+    assert out.mean() > low.mean()
+    check_roundtrip(enh, tmp_path)
