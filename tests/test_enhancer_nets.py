@@ -82,3 +82,30 @@ def test_zerodce_trains_without_pairs(tmp_path):
     out = enh.enhance(low)
     assert out.mean() > low.mean()
     check_roundtrip(enh, tmp_path)
+
+
+# -- MIRNet -----------------------------------------------------------------------------------
+def test_mirnet_paper_size_param_count():
+    enh = ENHANCERS.build("mirnet", preset="paper")
+    n = num_params(enh.model)
+    official = 31_787_419  # official swz30/MIRNet MIRNet() (one PReLU shared by all DAUs)
+    assert abs(n - official) / official < 0.01
+    assert n == official + 17  # each of our 18 DAUs has its own PReLU slope
+    c = enh.config
+    assert (c["n_feat"], c["n_rrg"], c["n_mrb"], c["height"], c["width"]) == (64, 3, 2, 3, 2)
+
+
+def test_mirnet_cpu_preset_forward_and_overrides():
+    enh = ENHANCERS.build("mirnet")
+    assert enh.config["preset"] == "cpu" and enh.paired
+    assert num_params(enh.model) == 333_394
+    check_forward(enh)
+    small = ENHANCERS.build("mirnet", n_feat=8, height=2, width=3)
+    check_forward(small, sizes=((17, 23),))
+
+
+def test_mirnet_trains_and_roundtrips(tmp_path):
+    enh = ENHANCERS.build("mirnet", n_feat=8, height=2)
+    hist = check_fit_decreases(enh, steps=20, lr=2e-3)
+    assert "charbonnier" in hist[0]
+    check_roundtrip(enh, tmp_path)
