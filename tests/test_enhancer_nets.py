@@ -109,3 +109,41 @@ def test_mirnet_trains_and_roundtrips(tmp_path):
     hist = check_fit_decreases(enh, steps=20, lr=2e-3)
     assert "charbonnier" in hist[0]
     check_roundtrip(enh, tmp_path)
+
+
+# -- RetinexNet -------------------------------------------------------------------------------
+def test_retinexnet_params_and_forward():
+    paper = ENHANCERS.build("retinexnet", preset="paper")
+    assert num_params(paper.model.decom) == 207_748  # official TF DecomNet (64 ch, 9x9 + 5 x 3x3 + recon)
+    assert num_params(paper.model.relight) == 236_865  # official TF RelightNet
+    enh = ENHANCERS.build("retinexnet")
+    assert enh.config["channels"] == 16
+    check_forward(enh)
+    r, i = enh.model.decom(torch.rand(1, 3, 20, 20))
+    assert r.shape == (1, 3, 20, 20) and i.shape == (1, 1, 20, 20)
+
+
+def test_retinexnet_two_phase_training(tmp_path):
+    enh = ENHANCERS.build("retinexnet", decom_share=0.5)
+    low, high = smooth_images()
+    before = {k: v.clone() for k, v in enh.model.decom.state_dict().items()}
+    hist = enh.fit(low, high, iterations=40, batch_size=4, patch=24, lr=2e-3, progress=False)
+    assert [r["phase"] for r in hist] == [0.0] * 20 + [1.0] * 20
+    assert [r["step"] for r in hist] == list(range(40))
+    for rows in (hist[:20], hist[20:]):
+        assert np.mean([r["loss"] for r in rows[-3:]]) < np.mean([r["loss"] for r in rows[:3]])
+    decom_after_phase1 = {k: v.clone() for k, v in enh.model.decom.state_dict().items()}
+    assert any(not torch.equal(before[k], decom_after_phase1[k]) for k in before)
+    # all parameters trainable again after fit
+    assert all(p.requires_grad for p in enh.model.parameters())
+    check_roundtrip(enh, tmp_path)
+
+
+def test_retinexnet_decom_frozen_in_relight_phase():
+    enh = ENHANCERS.build("retinexnet", decom_share=0.0)
+    low, high = smooth_images(4, 24)
+    before = {k: v.clone() for k, v in enh.model.decom.state_dict().items()}
+    relight_before = {k: v.clone() for k, v in enh.model.relight.state_dict().items()}
+    enh.fit(low, high, iterations=3, batch_size=2, patch=16, lr=1e-3, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in enh.model.decom.state_dict().items())
+    assert any(not torch.equal(relight_before[k], v) for k, v in enh.model.relight.state_dict().items())
