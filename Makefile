@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine:
+#   make repro   -- create .venv (when absent), install llfer, run `dvc repro` (embedded synthetic data, CPU, offline)
+#   make test    -- create or reuse .venv and run the test suite
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.llfer-installed
+TORCH_PINS := "torch>=2.4,<=2.14.1" "torchvision<=0.29.1"
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: install repro test test-fast bench clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q $(TORCH_PINS)
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	@touch $(STAMP)
+
+repro: $(STAMP)
+	$(VENV)/bin/dvc repro
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not gpu"
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not gpu and not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_pipeline.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,106 @@
+"""FER input specs: a data source plus a chain of preprocessors.
+
+Grammar: ``<source>[+<preprocessor>...]`` where the source is ``clean``, a
+degraded variant name (``dark_pil``, ``dark_gamma``, ``lowres_10``, ...),
+``enhanced`` (the selected enhancer's output on ``fer.enhanced_variant``) or
+``enhanced:<variant>``.  A spec that starts with a preprocessor reads the clean
+images (``he`` == ``clean+he``).  Examples: ``clean``, ``dark_pil+he``,
+``enhanced+he``, ``gcn_he``, ``sobel3``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .data.store import Dataset, read_dataset
+from .errors import ConfigError, DataError
+
+
+def parse_spec(
+    spec: str, variants: Sequence[str], enhanced_variants: Sequence[str], where: str = "input"
+) -> tuple[str, list[str]]:
+    """Split a spec into (source, [preprocessors]); unknown names raise ConfigError."""
+    from .registry import PREPROCESSORS
+
+    parts = [p.strip() for p in spec.split("+") if p.strip()]
+    if not parts:
+        raise ConfigError(f"{where}: empty input spec")
+    head = parts[0]
+    sources = ["clean", *variants, "enhanced", *(f"enhanced:{v}" for v in enhanced_variants)]
+    if head in sources:
+        src, preps = head, parts[1:]
+    elif head in PREPROCESSORS:
+        src, preps = "clean", parts
+    else:
+        raise ConfigError(
+            f"{where}: unknown source or preprocessor {head!r} in {spec!r}; sources: {', '.join(sources)}; "
+            f"preprocessors: {', '.join(PREPROCESSORS.names())}"
+        )
+    for p in preps:
+        PREPROCESSORS.entry(p, key=where)
+    return src, preps
+
+
+@dataclass
+class Roots:
+    """Where the stages keep their data."""
+
+    prepared: Path
+    degraded: Path
+    enhanced: Path | None = None  # data/enhanced/<selected enhancer>
+    enhanced_variant: str = "dark_pil"
+
+    def source_dir(self, src: str) -> Path:
+        if src == "clean":
+            return self.prepared
+        if src.startswith("enhanced"):
+            if self.enhanced is None:
+                raise ConfigError(f"input {src!r} needs the enhanced data directory")
+            variant = src.split(":", 1)[1] if ":" in src else self.enhanced_variant
+            return self.enhanced / variant
+        return self.degraded / src
+
+
+class InputLoader:
+    """Loads (and caches) source datasets and applies preprocessor chains."""
+
+    def __init__(self, roots: Roots, variants: Sequence[str], enhanced_variants: Sequence[str],
+                 prep_params: Mapping[str, Mapping[str, Any]] | None = None, seed: int = 0):
+        self.roots = roots
+        self.variants = list(variants)
+        self.enhanced_variants = list(enhanced_variants)
+        self.prep_params = {k: dict(v or {}) for k, v in (prep_params or {}).items()}
+        self.seed = seed
+        self._cache: dict[Path, Dataset] = {}
+
+    def dataset(self, src: str) -> Dataset:
+        d = self.roots.source_dir(src)
+        if d not in self._cache:
+            if not d.exists():
+                raise DataError(f"input source {src!r}: {d} does not exist (run the stage that makes it first)")
+            self._cache[d] = read_dataset(d)
+        return self._cache[d]
+
+    def load(self, spec: str, split: str | Sequence[str], train: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Images (uint8), labels and ids of ``split`` for ``spec``; preprocessors applied."""
+        from .preprocess import apply_preprocessors
+
+        src, preps = parse_spec(spec, self.variants, self.enhanced_variants, f"input {spec!r}")
+        ds = self.dataset(src)
+        splits = [split] if isinstance(split, str) else list(split)
+        idx = np.flatnonzero(ds.index["split"].isin(splits).to_numpy())
+        if len(idx) == 0:
+            raise DataError(f"{ds.path}: split {split!r} is empty")
+        images = np.asarray(ds.images[idx])
+        labels = ds.labels[idx]
+        ids = ds.index["id"].iloc[idx].astype(str).tolist()
+        if preps:
+            images = apply_preprocessors(preps, images, ids=ids, train=train, seed=self.seed, params=self.prep_params)
+        return images, labels, ids
+
+    def classes(self) -> list[str]:
+        return self.dataset("clean").classes
