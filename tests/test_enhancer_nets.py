@@ -147,3 +147,34 @@ def test_retinexnet_decom_frozen_in_relight_phase():
     enh.fit(low, high, iterations=3, batch_size=2, patch=16, lr=1e-3, progress=False)
     assert all(torch.equal(before[k], v) for k, v in enh.model.decom.state_dict().items())
     assert any(not torch.equal(relight_before[k], v) for k, v in enh.model.relight.state_dict().items())
+
+
+# -- LLENet -----------------------------------------------------------------------------------
+def test_llenet_presets_and_forward():
+    enh = ENHANCERS.build("llenet")
+    assert enh.config["n_feat"] == 8 and enh.config["vgg_weights"] is None
+    assert num_params(enh.model) == 601_688
+    assert num_params(ENHANCERS.build("llenet", preset="paper").model) == 9_541_463
+    check_forward(enh)
+    check_forward(ENHANCERS.build("llenet", n_feat=4, scales=2), sizes=((13, 21),))
+    with pytest.raises(Exception):
+        ENHANCERS.build("llenet", n_feat=7)
+
+
+def test_llenet_loss_weights_and_parts():
+    enh = ENHANCERS.build("llenet", n_feat=4, perceptual_layer="relu1_2")
+    out, high = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    total, parts = enh.composite_loss(out, high)
+    assert set(parts) == {"l1", "l2", "color", "wavelet", "perceptual", "ssim"}
+    inner = 0.5 * parts["color"] + 0.5 * parts["wavelet"] + 1.0 * parts["perceptual"] + 1.0 * parts["ssim"]
+    assert total.item() == pytest.approx(0.1 * parts["l1"] + 0.01 * parts["l2"] + inner, rel=1e-5)
+    assert enh.composite_loss(high, high)[0].item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_llenet_trains_and_roundtrips(tmp_path):
+    enh = ENHANCERS.build("llenet", n_feat=4, perceptual_layer="relu1_2")
+    hist = check_fit_decreases(enh, steps=25, lr=3e-3)
+    assert hist[-1]["ssim"] < hist[0]["ssim"]
+    # the frozen VGG of the perceptual loss is not part of the checkpoint
+    assert not any(k.startswith("features") for k in enh.model.state_dict())
+    check_roundtrip(enh, tmp_path)
