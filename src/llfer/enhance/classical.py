@@ -291,7 +291,8 @@ class AdaptiveGammaCorrection(Enhancer):
             dark = (mu < 0.5)[:, None]
             out = np.where(dark, np.divide(ig, k, out=np.zeros_like(ig), where=k > 0), ig)
         lut = out * 255.0
-        const = sigma == 0
+        flat = v.reshape(len(v), -1)
+        const = flat.min(axis=1) == flat.max(axis=1)  # sigma = 0 exactly
         if const.any():
             lut[const] = np.arange(256, dtype=np.float64)
         return lut
@@ -403,13 +404,17 @@ class AutomatedMSRCR(Enhancer):
             msr *= cr
         return msr
 
-    def clip_stretch(self, r: np.ndarray) -> np.ndarray:
-        """Automated histogram clipping + stretch of N x H x W x C -> float 0..255."""
+    def clip_stretch(self, r: np.ndarray, ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Automated histogram clipping + stretch of N x H x W x C -> (float 0..255, ok N x C).
+
+        ``ok`` (N x C bool) marks the channels to process; others (constant
+        input) are reported as not ok and left to the caller.
+        """
         n, h, w, c = r.shape
         flat = r.transpose(0, 3, 1, 2).reshape(n * c, h * w).astype(np.float64)
         lo_v, hi_v = flat.min(axis=1), flat.max(axis=1)
         sd = flat.std(axis=1)
-        ok = (hi_v > lo_v) & (sd > 0)
+        ok = (hi_v > lo_v) & (sd > 0) & (True if ok is None else ok.reshape(-1))
         width = np.where(ok, self.bin_width * sd, 1.0)
         nb = int(np.clip(np.ceil(((hi_v - lo_v) / width).max(initial=0.0)) + 1, 1, 100_000))
         q = np.clip(np.floor((flat - lo_v[:, None]) / width[:, None]), 0, nb - 1).astype(np.intp)
@@ -439,9 +444,10 @@ class AutomatedMSRCR(Enhancer):
         out = np.empty_like(images)
         for i in range(0, len(images), self.chunk):
             part = images[i : i + self.chunk]
-            res, ok = self.clip_stretch(self.msrcr(part))
-            res = np.rint(res).astype(np.uint8)
             orig = part if part.ndim == 4 else part[..., None]
+            varies = orig.max(axis=(1, 2)) > orig.min(axis=(1, 2))  # N x C
+            res, ok = self.clip_stretch(self.msrcr(part), varies)
+            res = np.rint(res).astype(np.uint8)
             res = np.where(ok[:, None, None, :], res, orig)  # constant channel: unchanged
             out[i : i + self.chunk] = res if images.ndim == 4 else res[..., 0]
         return out
