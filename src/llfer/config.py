@@ -122,7 +122,7 @@ class FerCfg(_Strict):
     backbones: list[str] = Field(default_factory=lambda: ["mini_xception"])
     inputs: list[str] = Field(default_factory=lambda: ["clean", "dark"])
     enhanced_inputs: list[str] = Field(default_factory=lambda: ["enhanced"])
-    input_defs: dict[str, FerInputCfg] = Field(default_factory=dict)
+    input_defs: dict[str, FerInputCfg] = Field(default_factory=lambda: {"dark": FerInputCfg(train="dark_pil")})
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     preprocess: dict[str, dict[str, Any]] = Field(default_factory=dict)
     eval_on: list[str] = Field(default_factory=lambda: ["clean"])
@@ -200,15 +200,20 @@ class Params(_Strict):
             check_kwargs(e.obj, opts, f"fer.preprocess.{p}")
         from .inputs import parse_spec
 
+        both = sorted(set(self.fer.inputs) & set(self.fer.enhanced_inputs))
+        if both:
+            raise ConfigError(f"fer.enhanced_inputs: {both} also listed in fer.inputs")
         for name in self.fer.inputs + self.fer.enhanced_inputs + [self.cv.input]:
             spec = self.input_def(name)
             for which, s in (("train", spec.train), ("test", spec.test)):
                 src, _ = parse_spec(s, variants, self.enhance.variants, f"fer.input_defs.{name}.{which}")
                 uses_enh = src.startswith("enhanced")
-                if uses_enh and name not in self.fer.enhanced_inputs:
+                if uses_enh and name in self.fer.inputs:
                     raise ConfigError(
                         f"fer.inputs: {name!r} reads the selected enhancer's output; list it under fer.enhanced_inputs"
                     )
+                if uses_enh and name == self.cv.input:
+                    raise ConfigError(f"cv.input: {name!r} reads enhanced data; cross-validate a non-enhanced input")
         for s in self.fer.eval_on:
             parse_spec(s, variants, self.enhance.variants, "fer.eval_on")
         return self

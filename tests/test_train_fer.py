@@ -1,0 +1,87 @@
+import numpy as np
+import torch
+
+from llfer.config import AugmentCfg, FerTrainCfg
+from llfer.metrics.classification import classification_metrics, confusion_rows
+from llfer.train.fer import augment_batch, class_weights, lr_factor, predict, train_classifier
+
+
+def _toy(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = np.clip(np.array([50, 128, 210])[y][:, None, None] + rng.normal(0, 12, (n, 12, 12)), 0, 255).astype(np.uint8)
+    return x, y
+
+
+def _net():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(8, 3))
+
+
+def test_training_learns_and_is_deterministic(tmp_path):
+    x, y = _toy()
+    cfg = FerTrainCfg(epochs=15, batch_size=16, lr=0.03, augment=AugmentCfg(flip=True, rotation=5, shift=0.05, zoom=0.05))
+    torch.manual_seed(0)
+    r1 = train_classifier(_net(), (x, y), (x[:30], y[:30]), cfg, num_classes=3, input_size=12, seed=1, progress=False)
+    assert r1.history[-1]["train_loss"] < r1.history[0]["train_loss"]
+    assert r1.best_val_acc > 0.8
+    torch.manual_seed(0)
+    r2 = train_classifier(_net(), (x, y), (x[:30], y[:30]), cfg, num_classes=3, input_size=12, seed=1, progress=False)
+    assert [h["train_loss"] for h in r1.history] == [h["train_loss"] for h in r2.history]
+    logits = predict(r1.model, x, 12)
+    assert logits.shape == (len(x), 3)
+
+
+def test_resume_continues_from_checkpoint(tmp_path):
+    """Interrupting after 2 of 4 epochs and resuming gives the same run as training straight through."""
+    x, y = _toy()
+    ck = tmp_path / "last.pt"
+    cfg = FerTrainCfg(epochs=4, batch_size=16, lr=0.05)
+    torch.manual_seed(0)
+    ref = train_classifier(_net(), (x, y), (x, y), cfg, num_classes=3, input_size=12, seed=2, progress=False)
+    torch.manual_seed(0)
+    try:
+        train_classifier(_net(), (x, y), (x, y), cfg, num_classes=3, input_size=12, seed=2, checkpoint=ck,
+                         progress=False, on_epoch=lambda r: _stop_after(r, 2))
+    except _Stop:
+        pass
+    assert ck.exists()
+    res = train_classifier(_net(), (x, y), (x, y), cfg, num_classes=3, input_size=12, seed=2, checkpoint=ck,
+                           resume=True, progress=False)
+    assert len(res.history) == 4
+    np.testing.assert_allclose([h["train_loss"] for h in res.history], [h["train_loss"] for h in ref.history], rtol=1e-5)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(row, n):
+    if row["epoch"] >= n:
+        raise _Stop
+
+
+def test_augment_identity_when_off_and_shape_kept():
+    x = torch.rand(5, 1, 10, 10)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(augment_batch(x, AugmentCfg(flip=False, rotation=0, shift=0, zoom=0), g), x)
+    y = augment_batch(x, AugmentCfg(), g)
+    assert y.shape == x.shape and not torch.equal(x, y)
+
+
+def test_schedules_and_weights():
+    cfg = FerTrainCfg(epochs=10, schedule="cosine")
+    assert lr_factor(cfg, 0) == 1.0 and lr_factor(cfg, 5) == 0.5
+    step = FerTrainCfg(epochs=10, schedule="step", step_size=3, step_gamma=0.5)
+    assert lr_factor(step, 2) == 1.0 and lr_factor(step, 3) == 0.5
+    w = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert w[0] < w[1] and w[2] == 0
+
+
+def test_classification_metrics():
+    m = classification_metrics(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), ["a", "b", "c"])
+    assert m["accuracy"] == 0.75
+    assert m["per_class"]["b"]["precision"] == 0.5 and m["per_class"]["a"]["recall"] == 0.5
+    assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert confusion_rows([0, 2], [1, 2], ["a", "b", "c"]) == [{"actual": "a", "predicted": "b"},
+                                                               {"actual": "c", "predicted": "c"}]
