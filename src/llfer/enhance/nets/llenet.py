@@ -24,7 +24,8 @@ Architecture, as the paper describes it:
 
 Details the paper leaves open, and our choices (all documented, some params):
 the widths (base ``n_feat`` doubled at each downscaling; the paper gives no
-number, so the "paper" preset's 32 is our guess, "cpu" uses 8); the channels
+number, so the "paper" preset's 32 is our guess, "cpu" uses 8; the perceptual
+VGG16 layer is relu3_3 for "paper" and the cheaper relu1_2 for "cpu"); the channels
 after a concatenation are kept (TR-conv gives as many channels as the skip,
 so the CR and FE blocks of the scale see 2x its width); the FE block's three
 convolutions each keep the width and a 1x1 convolution maps the 3x concatenation
@@ -57,7 +58,7 @@ from ..losses import VGGPerceptual, color_space_loss, ssim_loss, wavelet_highfre
 
 PRESETS = {
     "paper": {"n_feat": 32, "perceptual_layer": "relu3_3"},
-    "cpu": {"n_feat": 8, "perceptual_layer": "relu2_2"},
+    "cpu": {"n_feat": 8, "perceptual_layer": "relu1_2"},
 }
 
 
@@ -212,7 +213,7 @@ class LLENet(LearnedEnhancer):
         perceptual_layer: str | None = None,
         vgg_weights: str | None = None,
     ):
-        """None sizes come from ``preset`` ("paper": n_feat 32, VGG relu3_3; "cpu": n_feat 8, relu2_2).
+        """None sizes come from ``preset`` ("paper": n_feat 32, VGG relu3_3; "cpu": n_feat 8, relu1_2).
 
         ``vgg_weights``: None (fixed random VGG features, offline), "imagenet"
         (torchvision), or a .pth / .safetensors file.
