@@ -96,17 +96,17 @@ def test_mirnet_paper_size_param_count():
 
 
 def test_mirnet_cpu_preset_forward_and_overrides():
-    enh = ENHANCERS.build("mirnet")
+    enh = ENHANCERS.build("mirnet", preset="cpu")
     assert enh.config["preset"] == "cpu" and enh.paired
     assert num_params(enh.model) == 58_190  # height 2; official code at this size: 58,189
-    assert num_params(ENHANCERS.build("mirnet", height=3).model) == 333_394
+    assert num_params(ENHANCERS.build("mirnet", preset="cpu", height=3).model) == 333_394
     check_forward(enh)
-    small = ENHANCERS.build("mirnet", n_feat=8, height=2, width=3)
+    small = ENHANCERS.build("mirnet", preset="cpu", n_feat=8, height=2, width=3)
     check_forward(small, sizes=((17, 23),))
 
 
 def test_mirnet_trains_and_roundtrips(tmp_path):
-    enh = ENHANCERS.build("mirnet", n_feat=8, height=2)
+    enh = ENHANCERS.build("mirnet", preset="cpu", n_feat=8, height=2)
     hist = check_fit_decreases(enh, steps=20, lr=2e-3)
     assert "charbonnier" in hist[0]
     check_roundtrip(enh, tmp_path)

@@ -254,7 +254,7 @@ class MIRNet(LearnedEnhancer):
 
     def __init__(
         self,
-        preset: str = "cpu",
+        preset: str = "paper",
         n_feat: int | None = None,
         n_rrg: int | None = None,
         n_mrb: int | None = None,
