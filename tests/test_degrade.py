@@ -68,3 +68,78 @@ def test_expand_variants_names_and_combos():
     imgs = np.full((2, 20, 20), 100, np.uint8)
     out = apply_steps(imgs, ["a", "b"], v["dark_low"], seed=0)
     assert out.shape == (2, 10, 10) and out.max() == 10
+
+
+# ---------------------------------------------------------------------------- batched implementations
+from PIL import Image as _Image  # noqa: E402
+
+from llfer.degrade import _poisson_invert, _poisson_tables, image_rng, resize_images  # noqa: E402
+
+_PIL_FILTERS = {"area": _Image.Resampling.BOX, "bilinear": _Image.Resampling.BILINEAR,
+                "bicubic": _Image.Resampling.BICUBIC, "lanczos": _Image.Resampling.LANCZOS,
+                "nearest": _Image.Resampling.NEAREST}
+
+
+@pytest.mark.parametrize("interpolation", list(_PIL_FILTERS))
+def test_resize_is_bit_identical_to_pillow(interpolation):
+    rng = np.random.default_rng(1)
+    # Smooth-ish faces-like images plus noise, grayscale square and RGB non-square.
+    gray = np.clip(rng.normal(128, 60, (4, 48, 48)) + np.linspace(-60, 60, 48), 0, 255).astype(np.uint8)
+    rgb = rng.integers(0, 256, (3, 37, 29, 3), dtype=np.uint8)
+    for imgs in (gray, rgb):
+        for size in (1, 5, 8, 10, 12, 15, 20, 24, 32, 47, 60):
+            out = resize_images(imgs, size, interpolation)
+            ref = np.stack([np.asarray(_Image.fromarray(im).resize((size, size), _PIL_FILTERS[interpolation]))
+                            for im in imgs])
+            np.testing.assert_array_equal(out, ref, err_msg=f"{interpolation} {imgs.shape} -> {size}")
+
+
+def test_resize_batches_do_not_matter():
+    imgs = np.random.default_rng(2).integers(0, 256, (11, 48, 48), dtype=np.uint8)
+    np.testing.assert_array_equal(resize_images(imgs, 15, chunk=4), resize_images(imgs, 15))
+
+
+def test_dark_gamma_lookup_equals_pixelwise_formula():
+    rng = np.random.default_rng(3)
+    imgs = rng.integers(0, 256, (7, 16, 16, 3), dtype=np.uint8)
+    ids = [f"Training_{i}" for i in range(7)]
+    out = dark_gamma(imgs, ids=ids, seed=5)
+    for i, im in enumerate(imgs):
+        r = image_rng(5, ids[i], 1)
+        a, b, g = r.uniform(0.9, 1.0), r.uniform(0.5, 1.0), r.uniform(1.5, 5.0)
+        ref = np.clip(np.rint(b * np.power(a * (im.astype(np.float32) / 255.0), g) * 255.0), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(out[i], ref)  # one curve for the three channels
+    with pytest.raises(ValueError, match="one image id per image"):
+        dark_gamma(imgs, ids=ids[:3])
+
+
+@pytest.mark.parametrize("shot", [0.05, 0.01, 0.001, 1 / 2000])
+def test_poisson_inversion_is_exact(shot):
+    cdf, _, width = _poisson_tables(shot)
+    cdf = cdf.reshape(256, width)
+    rng = np.random.default_rng(4)
+    v = rng.integers(0, 256, 50000).astype(np.uint8)
+    u = rng.random(50000)
+    u[:500] = 1 - rng.random(500) * 1e-12  # far upper tail
+    u[500:600] = 0.0
+    k = _poisson_invert(v, u, shot)
+    np.testing.assert_array_equal(k, (cdf[v] <= u[:, None]).sum(1))  # smallest k with cdf > u
+    assert cdf[0, 0] == 1.0 and np.all(cdf[:, -1] == 1.0)
+
+
+@pytest.mark.parametrize("shot", [0.01, 1e-4])  # table inversion; numpy's sampler for large means
+def test_noise_is_poisson_per_level_and_per_image(shot):
+    levels = np.array([0, 3, 30, 128, 255], np.uint8)
+    imgs = np.repeat(levels[:, None, None], 64, axis=1).repeat(64, axis=2)  # 5 flat 64x64 images
+    ids = [f"img{v}" for v in levels]
+    y = noise(imgs, ids=ids, seed=1, shot=shot, read=0.0).astype(np.float64) / 255.0
+    x = levels / 255.0
+    # read = 0: y = shot * Poisson(x / shot), rounded to 1/255 steps
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), x, atol=4 * np.sqrt(shot * x.max() / 4096) + 2 / 255)
+    sd = y.std(axis=(1, 2))
+    assert sd[0] == 0.0
+    if shot >= 0.01:
+        np.testing.assert_allclose(sd[1:], np.sqrt(shot * x[1:]), rtol=0.1)
+    # per image: the same id gives the same noise in any batch
+    np.testing.assert_array_equal(noise(imgs[[3, 1]], ids=[ids[3], ids[1]], seed=1, shot=shot, read=0.005),
+                                  noise(imgs, ids=ids, seed=1, shot=shot, read=0.005)[[3, 1]])
