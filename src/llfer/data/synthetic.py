@@ -673,7 +673,7 @@ def make_synthetic(num_images: int = 4200, *, size: int = 48, seed: int = 0, val
 
 
 @DATASETS.register("synthetic")
-def read_synthetic(source=None, *, num_images: int = 4200, size: int = 48, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15, render_scale: int = 4, num_subjects: int = 300, **_ignored) -> Prepared:
+def read_synthetic(source=None, *, num_images: int = 4200, size: int = 48, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15, render_scale: int = 4, num_subjects: int = 300) -> Prepared:
     """Embedded procedurally drawn FACS-based face set (no download).
 
     ``source`` is ignored.  See :mod:`llfer.data.synthetic` for the identities,
@@ -687,7 +687,6 @@ def read_synthetic(source=None, *, num_images: int = 4200, size: int = 48, seed:
         "subjects": subj_per_split,
         "action_units": list(AU_NAMES),
         "class_prototypes": {c: {"variants": [[p, [f"AU{a}" for a in v]] for p, v in var], "optional": {f"AU{a}": p for a, p in opt.items()}} for c, (var, opt) in CLASS_PROTOTYPES.items()},
-        "ignored_options": sorted(_ignored),
     }
     provenance = {"generator": "synthetic", "version": GENERATOR_VERSION, **params}
     return Prepared(images=images, index=index, classes=list(CLASSES_FER2013), extras={"action_units": aus}, report=report, provenance=provenance)
