@@ -1,0 +1,123 @@
+"""CLI: listing, and bad input ending in one line naming the culprit, a non-zero exit and no half-written output."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llfer.cli import main
+from llfer.data.store import read_dataset
+from conftest import REPO
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("llfer: error: ")
+    return err[0]
+
+
+def test_help_lists_every_stage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("list", "check", "prepare", "degrade", "train-enhancer", "enhance", "quality", "train-fer",
+                "evaluate", "cv", "report"):
+        assert cmd in out
+
+
+def test_list_json_has_every_kind(capsys):
+    assert main(["list", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert set(d) == {"datasets", "degradations", "enhancers", "preprocessors", "backbones"}
+    names = {k: {r["name"] for r in v} for k, v in d.items()}
+    assert {"synthetic", "fer2013", "ferplus"} <= names["datasets"]
+    assert {"dark_pil", "dark_gamma", "lowres", "noise"} <= names["degradations"]
+    assert {"he", "clahe", "agc", "retinex", "zerodce", "mirnet", "retinexnet", "llenet"} <= names["enhancers"]
+    assert {"he", "gcn", "gcn_he", "salt_pepper", "sobel3"} <= names["preprocessors"]
+    assert {"mini_xception", "resnet50", "efcnet"} <= names["backbones"]
+    for rows in d.values():
+        for r in rows:
+            assert r["description"] and isinstance(r["params"], dict)
+    mx = next(r for r in d["backbones"] if r["name"] == "mini_xception")
+    assert abs(mx["num_parameters"] - 56951) < 100
+    mir = next(r for r in d["enhancers"] if r["name"] == "mirnet")
+    assert abs(mir["num_parameters"] - 31_787_436) < 1000
+
+
+def test_prepare_degrade_enhance_by_hand(tmp_path, capsys):
+    params = tmp_path / "p.yaml"
+    params.write_text("dataset: {options: {num_images: 70, num_subjects: 14}}\ndegrade: {lowres: {sizes: [12]}}\n")
+    assert main(["prepare", "--params", str(params), "--out", str(tmp_path / "prep")]) == 0
+    assert main(["degrade", "--params", str(params), "--prepared", str(tmp_path / "prep"), "--out", str(tmp_path / "deg")]) == 0
+    assert main(["enhance", "he", "--params", str(params), "--degraded", str(tmp_path / "deg"), "--out", str(tmp_path / "he")]) == 0
+    ds = read_dataset(tmp_path / "he" / "dark_pil")
+    clean = read_dataset(tmp_path / "prep")
+    assert ds.ids == clean.ids and ds.images.shape == clean.images.shape
+    assert read_dataset(tmp_path / "deg" / "lowres_12").images.shape[1:] == (12, 12)
+
+
+def test_missing_dataset_path(tmp_path, capsys):
+    assert main(["prepare", "--dataset", "fer2013", "--source", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope.zip" in _err(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_malformed_params(tmp_path, capsys):
+    p = tmp_path / "params.yaml"
+    p.write_text("seed: 0\nfer: {train: {epochs: [}\n")
+    assert main(["check", "--params", str(p)]) == 2
+    assert "malformed YAML" in _err(capsys)
+    p.write_text("seed: 0\nfer:\n  trian: {}\n")
+    assert main(["check", "--params", str(p)]) == 2
+    assert "fer.trian: unknown key" in _err(capsys)
+
+
+def test_unknown_enhancer(tmp_path, capsys):
+    p = tmp_path / "params.yaml"
+    p.write_text("enhancer: brightest\n")
+    assert main(["check", "--params", str(p)]) == 2
+    line = _err(capsys)
+    assert "enhancer: unknown enhancer 'brightest'" in line and "allowed:" in line
+    assert main(["enhance", "nosuch", "--degraded", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "nosuch" in _err(capsys)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_dir_nonroot(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert main(["prepare", "--out", str(ro / "sub" / "prep")]) == 2
+        assert "ro" in _err(capsys)
+    finally:
+        ro.chmod(0o700)
+
+
+def test_unwritable_output_dir(tmp_path, capsys):
+    # A regular file where a parent directory should be: unwritable for root too.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    p = tmp_path / "p.yaml"
+    p.write_text("dataset: {options: {num_images: 14, num_subjects: 7}}\n")
+    assert main(["prepare", "--params", str(p), "--out", str(blocker / "prep")]) == 2
+    assert "blocker" in _err(capsys)
+    assert blocker.read_text() == "x"
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    """A stage killed while writing leaves neither a partial output nor temporaries."""
+    import llfer.data.store as store
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.np, "save", boom)
+    p = tmp_path / "p.yaml"
+    p.write_text("dataset: {options: {num_images: 14, num_subjects: 7}}\n")
+    assert main(["prepare", "--params", str(p), "--out", str(tmp_path / "prep")]) == 130
+    assert list(tmp_path.iterdir()) == [p]
