@@ -1,8 +1,5 @@
-"""DVC stage `evaluate`: test-time enhancement of every classifier -> metrics/tte.json."""
-import sys
-
+"""DVC stage `evaluate`: test-time enhancement of every classifier by every enhancer -> metrics/tte.json."""
 from _run import run
 
-enhanced = sys.argv[1]
 run("evaluate", "--models", "models/fer", "--prepared", "data/prepared", "--degraded", "data/degraded",
-    "--enhanced", enhanced, "--out", "metrics/tte.json")
+    "--enhanced", "data/enhanced", "--out", "metrics/tte.json")

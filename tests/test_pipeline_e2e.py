@@ -92,7 +92,8 @@ def test_every_output_exists_with_plausible_metrics(repo):
     assert set(rows[0]) == {"actual", "predicted"}
     assert (root / "plots/fer/mini_xception-clean/confusion.png").stat().st_size > 1000
     tte = json.loads((root / "metrics/tte.json").read_text())
-    assert tte["enhancer"] == "zerodce" and "enhanced:dark_pil" in tte["mini_xception-clean"]
+    assert {"zerodce:dark_pil", "he:dark_gamma", "identity:dark_pil"} <= set(tte["mini_xception-clean"])
+    assert tte["mini_xception-clean"]["identity:dark_pil"] == m["acc"]["dark_pil"]
     cv = json.loads((root / "metrics/cv.json").read_text())
     assert cv["folds"] == 2 and 0 <= cv["accuracy_mean"] <= 1
     s = json.loads((root / "metrics/summary.json").read_text())
@@ -127,11 +128,11 @@ def test_changing_enhancer_reruns_only_dependents(repo):
         changed = set(json.loads(_run(["dvc", "status", "--json"], root, env).stdout))
     finally:
         params.write_text(original)
-    assert changed == {"train_fer_enhanced@mini_xception-enhanced", "evaluate", "report"}, changed
+    assert changed == {"train_fer_enhanced@mini_xception-enhanced", "report"}, changed
     _run(["git", "add", "-A"], root, env)
     _run(["git", "commit", "-qm", "repro", "--allow-empty"], root, env)
     r = _run(["dvc", "exp", "run", "-S", "enhancer=he"], root, env)
     ran = {line.split("'")[1] for line in r.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == changed, r.stdout
+    assert ran == changed | {"evaluate"}, r.stdout  # evaluate follows the retrained classifier
     shown = _run(["dvc", "exp", "show", "--json"], root, env).stdout
     assert '"he"' in shown

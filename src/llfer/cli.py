@@ -155,7 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .pipeline import run_evaluate
 
     p = _params(args)
-    res = run_evaluate(p, Path(args.models), _roots(args, p), Path(args.out))
+    res = run_evaluate(p, Path(args.models), _roots(args, p), Path(args.enhanced), Path(args.out))
     print(json.dumps(res, indent=1))
     return 0
 
@@ -243,12 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
         sp.set_defaults(func=fn)
 
-    sp = sub.add_parser("evaluate", help="score every trained classifier with test-time enhancement")
+    sp = sub.add_parser("evaluate", help="score every trained classifier on every enhancer's output (test-time enhancement)")
     _add_common(sp)
     sp.add_argument("--models", required=True)
     sp.add_argument("--prepared", required=True)
     sp.add_argument("--degraded", required=True)
-    sp.add_argument("--enhanced", required=True)
+    sp.add_argument("--enhanced", required=True, help="root holding one directory per enhancer")
     sp.add_argument("--out", required=True)
     sp.set_defaults(func=cmd_evaluate)
 

@@ -432,27 +432,38 @@ def _run_dirs(models_root: Path) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------- test-time enhancement
-def run_evaluate(p: Params, models_root: Path, roots: Any, out_json: Path) -> dict[str, Any]:
-    """Test-time enhancement: every trained classifier scored on the selected enhancer's output.
+def run_evaluate(p: Params, models_root: Path, roots: Any, enhanced_root: Path, out_json: Path) -> dict[str, Any]:
+    """Test-time enhancement: every trained classifier scored on every enhancer's output.
 
-    For each run and each enhanced variant ``v`` the test images of ``v`` are
-    enhanced by ``enhancer`` (then the run's own preprocessors) before the classifier.
+    For each run, enhancer ``E`` and enhanced variant ``v``, the test images of
+    ``v`` enhanced by ``E`` (then the run's own preprocessors) go through the
+    classifier; keys are ``"<E>:<v>"``.  The ``identity`` enhancer, when present,
+    gives the unenhanced baseline.
     """
+    from dataclasses import replace
+
     from .device import resolve_device
     from .inputs import parse_spec
 
     device = resolve_device(p.device)
-    loader = make_loader(p, roots)
-    classes = loader.classes()
-    out: dict[str, Any] = {"enhancer": p.enhancer}
+    enhancers = _enhanced_dirs(Path(enhanced_root))
+    if not enhancers:
+        raise DataError(f"{enhanced_root}: no enhanced data found (run the enhance stages first)")
+    loaders = {e: make_loader(p, replace(roots, enhanced=Path(enhanced_root) / e)) for e in enhancers}
+    classes = loaders[enhancers[0]].classes()
+    out: dict[str, Any] = {}
     for d in _run_dirs(models_root):
         model, cfg = load_classifier(p, d / "model.safetensors")
         model.to(device)
         _, preps = parse_spec(cfg["test_spec"], p.variant_names(), p.enhance.variants)
-        specs = {f"enhanced:{v}": "+".join([f"enhanced:{v}", *preps]) for v in p.enhance.variants}
-        res = evaluate_specs(model, loader, specs, classes, int(cfg["options"].get("input_size", 48)), device,
-                             p.fer.train.eval_batch_size)
-        out[d.name] = {k: round(v["accuracy"], 4) for k, v in res.items()}
+        size = int(cfg["options"].get("input_size", 48))
+        row = {}
+        for e, loader in loaders.items():
+            specs = {f"{e}:{v}": "+".join([f"enhanced:{v}", *preps]) for v in p.enhance.variants
+                     if (Path(enhanced_root) / e / v).exists()}
+            res = evaluate_specs(model, loader, specs, classes, size, device, p.fer.train.eval_batch_size)
+            row.update({k: round(v["accuracy"], 4) for k, v in res.items()})
+        out[d.name] = row
     write_json(out_json, out)
     return out
 
@@ -522,10 +533,13 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
         row = {"run": name, "backbone": m["backbone"], "input": m["input"], "test": m["test_acc"],
                "macro_f1": m["test_macro_f1"], **{f"on {k}": v for k, v in m.get("acc", {}).items()}}
         for k, v in (tte.get(name) or {}).items():
-            row[f"on {k} ({tte.get('enhancer')})"] = v
+            if k.split(":")[0] == p.enhancer:
+                row[f"on {k}"] = v
         rows.append(row)
     table = pd.DataFrame(rows)
     summary: dict[str, Any] = {"enhancer": p.enhancer, "fer": {}}
+    if tte:
+        summary["tte"] = tte
     for r in rows:
         summary["fer"][r["run"]] = {k: v for k, v in r.items() if k not in ("run", "backbone", "input")}
     head = f"{p.report.headline_backbone}-clean"
@@ -536,11 +550,16 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
         if v in m["acc"]:
             h[f"{v}_test_acc"] = m["acc"][v]
             h["drop_points"] = round(100 * (h["clean_test_acc"] - m["acc"][v]), 2)
-        te = (tte.get(head) or {}).get(f"enhanced:{v}")
+        tr = tte.get(head) or {}
+        te = tr.get(f"{p.enhancer}:{v}")
         if te is not None:
             h[f"enhanced_{v}_test_acc"] = te
             if v in m["acc"]:
                 h["recovered_points"] = round(100 * (te - m["acc"][v]), 2)
+        on_v = {k.split(":")[0]: a for k, a in tr.items() if k.endswith(f":{v}")}
+        if on_v:
+            best = max(on_v, key=on_v.get)
+            h[f"best_tte_{v}"] = {"enhancer": best, "test_acc": on_v[best]}
         summary["headline"] = h
     if quality:
         summary["quality"] = {
