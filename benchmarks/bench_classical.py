@@ -1,0 +1,118 @@
+"""Benchmark: the classical enhancers over the 7,178 FER2013 test faces (speed, PSNR/SSIM vs clean).
+
+Usage::
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_classical.py [--data DIR] [--factor 0.1]
+        [--out benchmarks/results/classical.json]
+
+Faces: every JPEG under ``test/`` of ``fer2013.zip`` (48 x 48 gray, 7,178),
+read straight from the archive in --data / $LLFER_DATA_DIR /
+<repo>/../shared/datasets; without the archive, 7,178 seeded synthetic smooth
+faces stand in (and the quality numbers mean little).  They are darkened as
+PIL's ``ImageEnhance.Brightness(f)`` does (v -> floor(v * f), METHODS.md),
+then each classical enhancer runs once over the whole batch (wall time, one
+process); PSNR and SSIM of its output against the clean faces are averaged
+(PSNR capped at 100 dB).  Target: <= 30 s per enhancer on 2 shared CPU cores.
+Seed 000's Table 2 (same darkening at 10 %, FER2013 test) is quoted for
+comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+LIMIT_S = 30.0
+PAPER_TABLE2 = {  # seed 000, Table 2: PSNR (dB), SSIM on the darkened FER2013 test set
+    "darkened": (6.321, 0.062),
+    "agc": (13.70, 0.594),
+    "retinex": (12.50, 0.735),
+}
+
+
+def fer_test_faces(data_dir: Path) -> np.ndarray | None:
+    z = data_dir / "fer2013.zip"
+    if not z.exists():
+        return None
+    from PIL import Image
+
+    with zipfile.ZipFile(z) as zf:
+        names = sorted(nm for nm in zf.namelist() if nm.lower().endswith(".jpg") and "test/" in nm)
+        return np.stack([np.asarray(Image.open(io.BytesIO(zf.read(nm))).convert("L")) for nm in names])
+
+
+def synthetic_faces(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:48, 0:48] / 47.0
+    face = np.exp(-(((xx - 0.5) / 0.3) ** 2 + ((yy - 0.5) / 0.38) ** 2))
+    out = 60 + 140 * face[None] * rng.uniform(0.6, 1.0, (n, 1, 1)) + rng.normal(0, 12, (n, 48, 48))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("LLFER_DATA_DIR", str(REPO.parent / "shared" / "datasets")))
+    ap.add_argument("--factor", type=float, default=0.1, help="PIL brightness factor of the darkening")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classical.json"))
+    args = ap.parse_args(argv)
+
+    import llfer.enhance  # noqa: F401  (registers the enhancers)
+    from llfer.enhance import classical
+    from llfer.io import write_json
+    from llfer.metrics.quality import mean_score, psnr, ssim
+    from llfer.registry import ENHANCERS
+
+    t0 = time.perf_counter()
+    clean = fer_test_faces(Path(args.data))
+    source = "fer2013 test (all test/ JPEGs)"
+    if clean is None:
+        clean, source = synthetic_faces(7178), "synthetic faces (seed 0)"
+    t_read = time.perf_counter() - t0
+    dark = np.floor(clean.astype(np.float64) * args.factor).astype(np.uint8)
+
+    names = [n for n in ENHANCERS.names() if ENHANCERS.get(n).__module__ == classical.__name__]
+    rows = {}
+    print(f"{len(clean)} faces {clean.shape[1:]} from {source} (read in {t_read:.1f} s), darkened x{args.factor}")
+    print(f"{'enhancer':10s} {'seconds':>8s} {'ms/face':>8s} {'PSNR':>7s} {'SSIM':>6s}")
+    for name in names:
+        enh = ENHANCERS.build(name)
+        t = time.perf_counter()
+        out = enh.enhance(dark)
+        dt = time.perf_counter() - t
+        p, s = mean_score(psnr(out, clean)), mean_score(ssim(out, clean), cap=None)
+        rows[name] = {
+            "seconds": dt,
+            "ms_per_face": 1000 * dt / len(clean),
+            "psnr_db": p,
+            "ssim": s,
+            "within_limit": dt <= LIMIT_S,
+            "params": ENHANCERS.entry(name).defaults,
+        }
+        print(f"{name:10s} {dt:8.2f} {1000 * dt / len(clean):8.3f} {p:7.2f} {s:6.3f}")
+    res = {
+        "images": int(len(clean)),
+        "source": source,
+        "size": list(clean.shape[1:]),
+        "darkening": f"floor(v * {args.factor}) (PIL ImageEnhance.Brightness)",
+        "limit_s": LIMIT_S,
+        "enhancers": rows,
+        "paper_table2_seed000": {k: {"psnr_db": v[0], "ssim": v[1]} for k, v in PAPER_TABLE2.items()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "note": "CPU cores shared with other jobs"},
+    }
+    write_json(args.out, res)
+    return 0 if all(r["within_limit"] for r in rows.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
