@@ -77,7 +77,9 @@ def load_basicsr_niqe(src: str | os.PathLike[str]):
     mf = load("basicsr.utils.matlab_functions", root / "utils" / "matlab_functions.py")
     load("basicsr.metrics.metric_util", root / "metrics" / "metric_util.py")
     try:
-        niqe_mod = load("basicsr.metrics.niqe", root / "metrics" / "niqe.py")
+        with warnings.catch_warnings():  # its `scipy.ndimage.filters` import is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            niqe_mod = load("basicsr.metrics.niqe", root / "metrics" / "niqe.py")
     finally:
         if stub:
             del sys.modules["cv2"]
