@@ -147,7 +147,7 @@ def cmd_train_fer(args: argparse.Namespace) -> int:
     m = run_train_fer(p, args.backbone, args.input, _roots(args, p), Path(args.model_out), Path(args.metrics),
                       Path(args.plots), resume=args.resume, progress=not args.no_progress)
     print(f"{args.backbone}-{args.input}: test acc {m['test_acc']:.4f}, macro-F1 {m['test_macro_f1']:.4f}; " +
-          ", ".join(f"{k} {v:.4f}" for k, v in m["acc"].items()))
+          ", ".join(f"{k[4:]} {v:.4f}" for k, v in m.items() if k.startswith("acc_")))
     return 0
 
 

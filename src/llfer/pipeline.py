@@ -184,11 +184,15 @@ def _enhanced_dirs(enhanced_root: Path) -> list[str]:
 
 
 def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, out_json: Path,
-                plots_dir: Path) -> dict[str, Any]:
+                plots_dir: Path, models_root: Path | None = None) -> dict[str, Any]:
     """PSNR / SSIM (vs the clean image) and NIQE of every enhancer's output on each enhanced variant.
 
     The degraded input itself is a row (``input``).  Writes ``out_json`` and a
     sample-grid PNG per variant (clean / degraded / each enhancer on the same faces).
+    Each prepared unpaired low-light set in ``quality.unpaired`` adds a key
+    ``unpaired:<dirname>`` with the NIQE of its photos and of every enhancer's
+    output on them (:func:`_unpaired_niqe`; learned enhancers whose checkpoint
+    is under ``models_root/<name>/``).
     """
     from .metrics.quality import niqe, psnr, ssim
 
@@ -226,6 +230,8 @@ def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, 
         result[v] = rows
     if result_clean:
         result["clean"] = {"reference": result_clean}
+    for d in p.quality.unpaired:
+        result[f"unpaired:{Path(d).name}"] = _unpaired_niqe(p, Path(d), models_root)
     write_json(out_json, result)
     with atomic_dir(plots_dir) as tmp:
         for v, cols in grids.items():
@@ -233,6 +239,46 @@ def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, 
         pd.DataFrame([{"variant": v, "method": m, **s} for v, rows in result.items() for m, s in rows.items()]) \
             .to_csv(tmp / "quality.csv", index=False)
     return result
+
+
+def _unpaired_niqe(p: Params, directory: Path, models_root: Path | None = None) -> dict[str, dict[str, float]]:
+    """NIQE (no reference) of an unpaired low-light set and of each enhancer's output on it.
+
+    ``directory`` is a prepared dataset (``llfer prepare --dataset unpaired``).
+    Up to ``quality.niqe_max_images`` photos (a fixed random choice, seed
+    ``seed``) are scored as they are (row ``input``), then after every classical
+    enhancer and every learned one with ``models_root/<name>/model.safetensors``.
+    Photos smaller than 192 px (two 96 px NIQE blocks) are upsampled by
+    ``quality.niqe_upsample``.  Computed whenever the set is listed, whatever
+    ``quality.niqe`` says (NIQE is the only score without a reference).
+    """
+    from .device import resolve_device
+    from .metrics.quality import niqe
+
+    if not (directory / "images.npy").exists():
+        raise DataError(f"quality.unpaired: {directory} is not a prepared dataset "
+                        "(make it with `llfer prepare --dataset unpaired --source DIR --out DIR`)")
+    ds = read_dataset(directory)
+    n = len(ds.images)
+    if n == 0:
+        raise DataError(f"quality.unpaired: {directory} holds no images")
+    sel = np.sort(np.random.default_rng(p.seed).choice(n, min(n, p.quality.niqe_max_images), replace=False))
+    low = np.asarray(ds.images[sel])
+    h, w = low.shape[1:3]
+    up = 1 if min(h, w) >= 192 else p.quality.niqe_upsample
+    # keep about as many pixels per batch as enhance.batch_size 48 x 48 faces
+    bs = max(1, min(p.enhance.batch_size, p.enhance.batch_size * 48 * 48 // (h * w)))
+    device = resolve_device(p.device)
+    rows = {"input": {"niqe": float(np.nanmean(niqe(low, upsample=up)))}}
+    names = list(p.classical)
+    if models_root is not None:
+        names += [e for e in p.learned if (Path(models_root) / e / "model.safetensors").exists()]
+    for e in names:
+        if e in ("identity", "none"):
+            continue
+        enh = build_enhancer(p, e, Path(models_root) / e if e in p.learned else None)
+        rows[e] = {"niqe": float(np.nanmean(niqe(apply_enhancer(enh, low, device, bs), upsample=up)))}
+    return rows
 
 
 def _sample_grid(cols: list[tuple[str, np.ndarray]], path: Path, title: str = "") -> None:
@@ -372,15 +418,15 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Any, model_o
     main = evals["test"]
     from .enhance.base import num_params
 
+    # Flat and small, numbers only (dvc metrics show / diff); details go to plots/ and the model dir.
     metrics: dict[str, Any] = {
-        "backbone": backbone, "input": input_name, "train_spec": spec.train, "test_spec": spec.test,
-        "params": num_params(res.model), "input_size": input_size, "epochs_run": len(res.history),
-        "best_epoch": res.best_epoch, "val_acc": round(res.best_val_acc, 4), "train_seconds": round(res.seconds, 2),
         "test_acc": round(main["accuracy"], 4), "test_macro_f1": round(main["macro_f1"], 4),
-        "acc": {k: round(v["accuracy"], 4) for k, v in evals.items() if k != "test"},
-        "per_class": {c: {"precision": round(v["precision"], 4), "recall": round(v["recall"], 4)}
-                      for c, v in main["per_class"].items()},
+        "val_acc": round(res.best_val_acc, 4), "best_epoch": res.best_epoch, "epochs_run": len(res.history),
+        "train_seconds": round(res.seconds, 2), "params": num_params(res.model),
+        **{f"acc_{k}": round(v["accuracy"], 4) for k, v in evals.items() if k != "test"},
     }
+    per_class = pd.DataFrame([{"class": c, "precision": round(v["precision"], 4), "recall": round(v["recall"], 4),
+                               "f1": round(v["f1"], 4), "support": v["support"]} for c, v in main["per_class"].items()])
     cfg = {"backbone": backbone, "options": {**backbone_options(p, backbone), "num_classes": len(classes),
                                               "in_channels": in_ch}, "input": input_name,
            "train_spec": spec.train, "test_spec": spec.test, "classes": classes}
@@ -390,11 +436,36 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Any, model_o
     write_json(metrics_out, metrics)
     with atomic_dir(plots_out) as tmp:
         pd.DataFrame(res.history).to_csv(tmp / "history.csv", index=False)
+        per_class.to_csv(tmp / "per_class.csv", index=False)
+        _curves(res.history, tmp / "curves.png", f"{backbone} / {input_name}")
         write_json(tmp / "confusion.json", confusion_rows(main["true"], main["pred"], classes))
         plot_confusion(np.array(main["confusion"]), classes, tmp / "confusion.png",
                        title=f"{backbone} / {input_name}: test {spec.test} (acc {main['accuracy']:.3f})")
     ckpt.unlink(missing_ok=True)
     return metrics
+
+
+def _curves(history: list[dict[str, float]], path: Path, title: str) -> None:
+    """Loss and accuracy per epoch (train and validation)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = pd.DataFrame(history)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3))
+    for col in ("train_loss", "val_loss"):
+        if col in h:
+            a.plot(h["epoch"], h[col], label=col)
+    for col in ("train_acc", "val_acc"):
+        if col in h:
+            b.plot(h["epoch"], h[col], label=col)
+    a.set_xlabel("epoch"), b.set_xlabel("epoch"), a.set_ylabel("loss"), b.set_ylabel("accuracy")
+    a.legend(fontsize=7), b.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: Path, title: str = "") -> None:
@@ -529,37 +600,39 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
     quality = read_json(metrics_dir / "quality.json") if (metrics_dir / "quality.json").exists() else {}
     cv = read_json(metrics_dir / "cv.json") if (metrics_dir / "cv.json").exists() else {}
     rows = []
+    notes: list[str] = []
     for name, m in runs.items():
-        row = {"run": name, "backbone": m["backbone"], "input": m["input"], "test": m["test_acc"],
-               "macro_f1": m["test_macro_f1"], **{f"on {k}": v for k, v in m.get("acc", {}).items()}}
+        acc = _acc(m)
+        row = {"run": name, "test": m["test_acc"], "macro_f1": m["test_macro_f1"], **{f"on {k}": v for k, v in acc.items()}}
         for k, v in (tte.get(name) or {}).items():
             if k.split(":")[0] == p.enhancer:
                 row[f"on {k}"] = v
         rows.append(row)
     table = pd.DataFrame(rows)
-    summary: dict[str, Any] = {"enhancer": p.enhancer, "fer": {}}
-    if tte:
-        summary["tte"] = tte
+    summary: dict[str, Any] = {"fer": {}}
     for r in rows:
-        summary["fer"][r["run"]] = {k: v for k, v in r.items() if k not in ("run", "backbone", "input")}
+        summary["fer"][r["run"]] = {k.replace("on ", "acc_").replace(":", "_"): v for k, v in r.items() if k != "run"}
     head = f"{p.report.headline_backbone}-clean"
     if head in runs:
         m = runs[head]
+        acc = _acc(m)
         v = p.fer.enhanced_variant
-        h = {"clean_test_acc": m["acc"].get("clean", m["test_acc"])}
-        if v in m["acc"]:
-            h[f"{v}_test_acc"] = m["acc"][v]
-            h["drop_points"] = round(100 * (h["clean_test_acc"] - m["acc"][v]), 2)
+        h = {"clean_test_acc": acc.get("clean", m["test_acc"])}
+        if v in acc:
+            h[f"{v}_test_acc"] = acc[v]
+            h["drop_points"] = round(100 * (h["clean_test_acc"] - acc[v]), 2)
         tr = tte.get(head) or {}
         te = tr.get(f"{p.enhancer}:{v}")
         if te is not None:
             h[f"enhanced_{v}_test_acc"] = te
-            if v in m["acc"]:
-                h["recovered_points"] = round(100 * (te - m["acc"][v]), 2)
+            if v in acc:
+                h["recovered_points"] = round(100 * (te - acc[v]), 2)
         on_v = {k.split(":")[0]: a for k, a in tr.items() if k.endswith(f":{v}")}
         if on_v:
             best = max(on_v, key=on_v.get)
-            h[f"best_tte_{v}"] = {"enhancer": best, "test_acc": on_v[best]}
+            h[f"best_enhanced_{v}_test_acc"] = on_v[best]
+            notes.append(f"Best test-time enhancer on {v} for {head}: {best} ({on_v[best]:.4f}); "
+                         f"selected enhancer: {p.enhancer}.")
         summary["headline"] = h
     if quality:
         summary["quality"] = {
@@ -571,9 +644,14 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
     write_json(out_json, summary)
     with atomic_dir(plots_dir) as tmp:
         table.to_csv(tmp / "results.csv", index=False)
-        (tmp / "results.md").write_text(_markdown_table(table))
+        (tmp / "results.md").write_text(_markdown_table(table) + "".join(f"\n{n}\n" for n in notes))
         _accuracy_chart(table, tmp / "accuracy.png")
     return summary
+
+
+def _acc(m: dict[str, Any]) -> dict[str, float]:
+    """The ``acc_<test set>`` entries of a flat FER metrics file, keyed by test set."""
+    return {k[4:]: v for k, v in m.items() if k.startswith("acc_")}
 
 
 def _markdown_table(df: pd.DataFrame) -> str:
