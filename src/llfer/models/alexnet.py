@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision import models as tvm
+from .common import tvm
 
 from ..errors import ConfigError
 from ..registry import BACKBONES

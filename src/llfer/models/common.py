@@ -221,3 +221,15 @@ def no_imagenet(name: str) -> LlferError:
         f"pretrained=True: {name} has no published ImageNet weights; "
         "pass a local weights file path or pretrained=false"
     )
+
+
+class LazyTorchvisionModels:
+    """``torchvision.models`` imported on first use: importing it costs seconds per stage start."""
+
+    def __getattr__(self, name: str):
+        from torchvision import models
+
+        return getattr(models, name)
+
+
+tvm = LazyTorchvisionModels()

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torchvision import models as tvm
+from .common import tvm
 
 from ..errors import ConfigError
 from ..registry import BACKBONES
