@@ -12,7 +12,7 @@ from llfer.enhance import classical as C
 from llfer.errors import LlferError
 from llfer.registry import ENHANCERS
 
-NAMES = ["identity", "none", "he", "clahe", "agc", "retinex", "gain"]
+NAMES = ["identity", "he", "clahe", "agc", "retinex", "gain"]
 
 
 def faces(n=6, h=48, w=48, seed=0, scale=0.25):

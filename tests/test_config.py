@@ -63,3 +63,13 @@ def yaml_load(s):
     import yaml
 
     return yaml.safe_load(textwrap.dedent(s))
+
+
+def test_every_registered_enhancer_is_selectable_in_repo_params():
+    """`dvc exp run -S enhancer=<name>` must work for every enhancer in the registry."""
+    from llfer.registry import ENHANCERS
+
+    p = load_params(REPO / "params.yaml")
+    assert set(ENHANCERS.names()) == set(p.classical) | set(p.learned)
+    for name in ENHANCERS.names():
+        from_dict({**p.model_dump(), "enhancer": name})

@@ -77,13 +77,6 @@ class Identity(Enhancer):
         return _check(images).copy()
 
 
-@ENHANCERS.register("none")
-class NoEnhancement(Identity):
-    """No enhancement (alias of identity)."""
-
-    name = "none"
-
-
 # ----------------------------------------------------------------------------- HE
 @ENHANCERS.register("he")
 class HistogramEqualization(Enhancer):
