@@ -85,6 +85,9 @@ class QualityCfg(_Strict):
     niqe_max_images: int = Field(200, ge=1)
     split: str = "test"
     grid_images: int = Field(8, ge=1)
+    # prepared unpaired low-light sets (`llfer prepare --dataset unpaired --source DIR --out DIR`):
+    # NIQE of the photos and of each enhancer's output -> quality.json "unpaired:<dirname>"
+    unpaired: list[str] = Field(default_factory=list)
 
 
 class AugmentCfg(_Strict):
