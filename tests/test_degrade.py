@@ -115,11 +115,11 @@ def test_dark_gamma_lookup_equals_pixelwise_formula():
 
 @pytest.mark.parametrize("shot", [0.05, 0.01, 0.001, 1 / 2000])
 def test_poisson_inversion_is_exact(shot):
-    cdf, _, width = _poisson_tables(shot)
+    cdf, _, _, width = _poisson_tables(shot)
     cdf = cdf.reshape(256, width)
     rng = np.random.default_rng(4)
-    v = rng.integers(0, 256, 50000).astype(np.uint8)
-    u = rng.random(50000)
+    v = rng.integers(0, 256, 10000).astype(np.uint8)
+    u = rng.random(10000)
     u[:500] = 1 - rng.random(500) * 1e-12  # far upper tail
     u[500:600] = 0.0
     k = _poisson_invert(v, u, shot)
@@ -129,7 +129,7 @@ def test_poisson_inversion_is_exact(shot):
 
 @pytest.mark.parametrize("shot", [0.01, 1e-4])  # table inversion; numpy's sampler for large means
 def test_noise_is_poisson_per_level_and_per_image(shot):
-    levels = np.array([0, 3, 30, 128, 255], np.uint8)
+    levels = np.array([0, 3, 30, 128, 180], np.uint8)  # well below 255, so clipping does not bias the mean
     imgs = np.repeat(levels[:, None, None], 64, axis=1).repeat(64, axis=2)  # 5 flat 64x64 images
     ids = [f"img{v}" for v in levels]
     y = noise(imgs, ids=ids, seed=1, shot=shot, read=0.0).astype(np.float64) / 255.0

@@ -110,41 +110,42 @@ def _check_ids(images: np.ndarray, ids: Sequence[str], name: str) -> None:
 
 #: Poisson noise by table inversion while the largest mean stays below this (else numpy's sampler per image).
 _POISSON_TABLE_MAX_LAMBDA = 2000.0
-_GUIDE = 4096
+_GUIDE = 1024
 
 
 @lru_cache(maxsize=8)
-def _poisson_tables(shot: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _poisson_tables(shot: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """CDF and guide tables of Poisson((v / 255) / shot) for the 256 levels v.
 
     ``cdf[v, k] = P(K <= k)`` for k = 0..width-1 (the last column set to 1: the
     mass beyond it, < 1e-20, is lumped there); ``guide[v, j]`` (j = 0.._GUIDE) is
     the smallest k with ``cdf[v, k] > j / _GUIDE``, so the draw for a uniform u in
-    [j / _GUIDE, (j + 1) / _GUIDE) lies in ``guide[v, j] .. guide[v, j + 1]``.
+    [j / _GUIDE, (j + 1) / _GUIDE) lies in ``guide[v, j] .. guide[v, j + 1]``;
+    ``start[v, j] = cdf[v, guide[v, j]]``.  Returned flattened (row-major).
     """
-    from scipy.stats import poisson
+    from scipy.special import pdtr  # Poisson CDF, P(K <= k; m)
 
     lam = np.arange(256, dtype=np.float64) / 255.0 / shot
     lmax = float(lam[-1])
     width = int(np.ceil(lmax + 14.0 * np.sqrt(lmax) + 40.0)) + 1
-    cdf = poisson.cdf(np.arange(width)[None, :], lam[:, None])
+    cdf = pdtr(np.arange(width, dtype=np.float64)[None, :], lam[:, None])
     cdf[:, -1] = 1.0
     cdf = np.maximum.accumulate(cdf, axis=1)  # guard monotonicity against rounding
     grid = np.arange(_GUIDE + 1, dtype=np.float64) / _GUIDE
     guide = np.stack([np.searchsorted(row, grid, side="right") for row in cdf])
-    guide = np.minimum(guide, width - 1).astype(np.intp)
-    return np.ascontiguousarray(cdf.reshape(-1)), np.ascontiguousarray(guide.reshape(-1)), width
+    guide = np.minimum(guide, width - 1)
+    start = np.take_along_axis(cdf, guide, axis=1)
+    return cdf.reshape(-1), guide.astype(np.int32).reshape(-1), start.reshape(-1), width
 
 
 def _poisson_invert(v: np.ndarray, u: np.ndarray, shot: float) -> np.ndarray:
     """Inverse-CDF Poisson draws: the smallest k with ``cdf[v, k] > u``, for levels v (uint8) and uniforms u in [0, 1)."""
-    cdf, guide, width = _poisson_tables(float(shot))
-    g = v.astype(np.intp) * (_GUIDE + 1) + (u * _GUIDE).astype(np.intp)
+    cdf, guide, start, width = _poisson_tables(float(shot))
+    g = v.astype(np.int32) * (_GUIDE + 1) + (u * _GUIDE).astype(np.int32)
     k = guide[g]
-    base = v.astype(np.intp) * width
-    todo = np.flatnonzero(cdf[base + k] <= u)
+    todo = np.flatnonzero(start[g] <= u)
     if todo.size:  # binary search in (k, guide[j + 1]] where the guide bucket holds several CDF steps
-        b, uu = base[todo], u[todo]
+        b, uu = v[todo].astype(np.intp) * width, u[todo]
         lo, hi = k[todo] + 1, guide[g[todo] + 1]
         while True:
             open_ = lo < hi
@@ -277,21 +278,42 @@ def _fixed_round(acc: np.ndarray) -> np.ndarray:
     return np.clip(np.floor((acc + half) * (1.0 / (1 << _PRECISION_BITS))), 0, 255)
 
 
-def _resize_nchw(x: np.ndarray, size: int, filt: str) -> np.ndarray:
-    """Pillow's two-pass (horizontal, then vertical) 8-bit resampling of N x H x W uint8 images, vectorised.
+def _resize_nchw(x: np.ndarray, size: int, filt: str, order: str = "hv") -> np.ndarray:
+    """Pillow's two-pass 8-bit resampling of N x H x W uint8 images, vectorised (``order``: "hv" = horizontal pass first).
 
-    Every product of a pixel and a fixed-point weight and every partial sum is an
-    integer below 2^53, so the float64 matrix products are exact in any order.
+    Each pass rounds to uint8 as Pillow does.  Every product of a pixel and a
+    fixed-point weight and every partial sum is an integer below 2^53, so the
+    float64 matrix products are exact in any summation order.
     """
     n, h, w = x.shape
     t = x.astype(np.float64)
-    if w != size:
-        t = _fixed_round(t.reshape(n * h, w) @ _pillow_coeffs(w, size, filt).T).reshape(n, h, size)
-    if h != size:
-        kv = _pillow_coeffs(h, size, filt)
-        cols = t.shape[2]
-        t = _fixed_round(kv @ t.transpose(1, 0, 2).reshape(h, n * cols)).reshape(size, n, cols).transpose(1, 0, 2)
+    for axis in order:
+        if axis == "h" and t.shape[2] != size:
+            rows, cols = t.shape[1], t.shape[2]
+            t = _fixed_round(t.reshape(n * rows, cols) @ _pillow_coeffs(cols, size, filt).T).reshape(n, rows, size)
+        elif axis == "v" and t.shape[1] != size:
+            rows, cols = t.shape[1], t.shape[2]
+            kv = _pillow_coeffs(rows, size, filt)
+            t = _fixed_round(kv @ t.transpose(1, 0, 2).reshape(rows, n * cols)).reshape(size, n, cols).transpose(1, 0, 2)
     return t.astype(np.uint8)
+
+
+@lru_cache(maxsize=256)
+def _pillow_pass_order(h: int, w: int, size: int, filt: str) -> str | None:
+    """The pass order ("hv" or "vh") that reproduces the installed Pillow for h x w -> size x size, or None.
+
+    Pillow up to 12 always resamples horizontally first; later versions may run
+    the vertical pass first for some shapes.  A random probe image settles it
+    once per shape; None (no order matches) sends the caller to Pillow itself.
+    """
+    from PIL import Image
+
+    probe = np.random.default_rng(20240607).integers(0, 256, (3, h, w), dtype=np.uint8)
+    ref = np.stack([np.asarray(Image.fromarray(p).resize((size, size), getattr(Image.Resampling, filt))) for p in probe])
+    for order in ("hv", "vh"):
+        if np.array_equal(_resize_nchw(probe, size, filt, order), ref):
+            return order
+    return None
 
 
 def _one_blas_thread() -> Any:
@@ -308,8 +330,10 @@ def resize_images(images: np.ndarray, size: int, interpolation: str = "area", ch
 
     ``area``/``box``, ``bilinear``, ``bicubic`` and ``lanczos`` (antialiased when
     downscaling) are computed in batches with Pillow's own fixed-point weights and
-    two-pass rounding (bit-identical to Pillow; checked in the tests); ``nearest``
-    goes through Pillow image by image.
+    per-pass rounding, in the pass order the installed Pillow uses (probed once per
+    shape), so the result is bit-identical to Pillow (checked in the tests).
+    ``nearest``, and any shape where the probe finds no match, go through Pillow
+    image by image.
     """
     if interpolation not in _INTERP:
         raise ConfigError(f"interpolation {interpolation!r} unknown; allowed: {', '.join(_INTERP)}")
@@ -318,11 +342,13 @@ def resize_images(images: np.ndarray, size: int, interpolation: str = "area", ch
         return np.array(images)
     filt = _INTERP[interpolation]
     out = np.empty((len(images), size, size) + images.shape[3:], dtype=np.uint8)
-    if filt == "NEAREST":
+    order = None if filt == "NEAREST" else _pillow_pass_order(int(images.shape[1]), int(images.shape[2]), int(size), filt)
+    if order is None:
         from PIL import Image
 
+        resample = getattr(Image.Resampling, filt)
         for i in range(len(images)):
-            out[i] = np.asarray(Image.fromarray(np.asarray(images[i])).resize((size, size), Image.Resampling.NEAREST))
+            out[i] = np.asarray(Image.fromarray(np.asarray(images[i])).resize((size, size), resample))
         return out
     rgb = images.ndim == 4
     with _one_blas_thread():
@@ -330,10 +356,10 @@ def resize_images(images: np.ndarray, size: int, interpolation: str = "area", ch
             x = np.asarray(images[s : s + chunk])
             if rgb:
                 m, h, w, c = x.shape
-                y = _resize_nchw(x.transpose(0, 3, 1, 2).reshape(m * c, h, w), size, filt)
+                y = _resize_nchw(x.transpose(0, 3, 1, 2).reshape(m * c, h, w), size, filt, order)
                 out[s : s + chunk] = y.reshape(m, c, size, size).transpose(0, 2, 3, 1)
             else:
-                out[s : s + chunk] = _resize_nchw(x, size, filt)
+                out[s : s + chunk] = _resize_nchw(x, size, filt, order)
     return out
 
 
