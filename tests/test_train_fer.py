@@ -85,3 +85,48 @@ def test_classification_metrics():
     assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
     assert confusion_rows([0, 2], [1, 2], ["a", "b", "c"]) == [{"actual": "a", "predicted": "b"},
                                                                {"actual": "c", "predicted": "c"}]
+
+
+def test_channels_last_option_and_predict_format():
+    """channels_last (default on, CPU too) leaves the model NHWC and predict agrees with a contiguous copy."""
+    from llfer.train.fer import is_channels_last
+
+    def net2():  # a conv with >1 input channel, whose NCHW and NHWC layouts differ
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3),
+                                   torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+
+    x, y = _toy()
+    cfg = FerTrainCfg(epochs=2, batch_size=16, lr=0.03)
+    torch.manual_seed(0)
+    on = train_classifier(net2(), (x, y), None, cfg, num_classes=3, input_size=12, seed=1, progress=False)
+    torch.manual_seed(0)
+    off = train_classifier(net2(), (x, y), None, cfg.model_copy(update={"channels_last": False}), num_classes=3,
+                           input_size=12, seed=1, progress=False)
+    assert is_channels_last(on.model) and not is_channels_last(off.model)
+    # same arithmetic up to summation order
+    np.testing.assert_allclose([h["train_loss"] for h in on.history], [h["train_loss"] for h in off.history], rtol=1e-3)
+    ref = predict(on.model, x, 12)
+    on.model.to(memory_format=torch.contiguous_format)
+    np.testing.assert_allclose(predict(on.model, x, 12), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_eval_every_scores_every_kth_and_last_epoch(tmp_path):
+    x, y = _toy()
+    cfg = FerTrainCfg(epochs=5, batch_size=16, lr=0.03, eval_every=2)
+    torch.manual_seed(0)
+    r = train_classifier(_net(), (x, y), (x[:30], y[:30]), cfg, num_classes=3, input_size=12, seed=1, progress=False)
+    assert [("val_acc" in h) for h in r.history] == [False, True, False, True, True]
+    assert r.best_epoch in (2, 4, 5)
+    # the same run, interrupted after epoch 3 (not evaluated) and resumed, gives the same history
+    ck = tmp_path / "last.pt"
+    torch.manual_seed(0)
+    try:
+        train_classifier(_net(), (x, y), (x[:30], y[:30]), cfg, num_classes=3, input_size=12, seed=1, checkpoint=ck,
+                         progress=False, on_epoch=lambda row: _stop_after(row, 3))
+    except _Stop:
+        pass
+    res = train_classifier(_net(), (x, y), (x[:30], y[:30]), cfg, num_classes=3, input_size=12, seed=1,
+                           checkpoint=ck, resume=True, progress=False)
+    assert [sorted(h) for h in res.history] == [sorted(h) for h in r.history]
+    np.testing.assert_allclose([h["train_loss"] for h in res.history], [h["train_loss"] for h in r.history], rtol=1e-5)
+    assert res.best_epoch == r.best_epoch

@@ -114,6 +114,12 @@ class FerTrainCfg(_Strict):
     augment: AugmentCfg = Field(default_factory=AugmentCfg)
     eval_batch_size: int = Field(512, ge=1)
     max_train: Optional[int] = Field(None, ge=1)
+    #: channels_last memory format for model and batches; None = on (GPU and CPU: on this CPU it
+    #: doubles mini-Xception's training throughput, see benchmarks/bench_train_loop.py)
+    channels_last: Optional[bool] = None
+    #: score the validation set every k epochs (and always after the last epoch); best-epoch
+    #: selection and early stopping (patience counts evaluations) only see evaluated epochs
+    eval_every: int = Field(1, ge=1)
 
 
 class FerInputCfg(_Strict):
