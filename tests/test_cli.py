@@ -121,3 +121,18 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     p.write_text("dataset: {options: {num_images: 14, num_subjects: 7}}\n")
     assert main(["prepare", "--params", str(p), "--out", str(tmp_path / "prep")]) == 130
     assert list(tmp_path.iterdir()) == [p]
+
+
+def test_prepare_other_dataset_ignores_synthetic_options(tmp_path, capsys):
+    """`llfer prepare --dataset X` with the repo's params (synthetic options) uses X's defaults."""
+    from PIL import Image
+
+    for split in ("train", "val", "test"):
+        for c in ("angry", "happy"):
+            d = tmp_path / "faces" / split / c
+            d.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8), 40 * i + (c == "happy") * 100, np.uint8)).save(d / f"{split}_{c}_{i}.png")
+    assert main(["prepare", "--params", str(REPO / "params.yaml"), "--dataset", "folder",
+                 "--source", str(tmp_path / "faces"), "--out", str(tmp_path / "prep")]) == 0
+    assert read_dataset(tmp_path / "prep").classes == ["angry", "happy"]

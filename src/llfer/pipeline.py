@@ -40,7 +40,8 @@ def run_prepare(p: Params, out: Path, source: str | None = None, sha256: str | N
         path = resolve_source(str(src), digest, Path(p.dataset.cache_dir))
     elif name != "synthetic":
         raise ConfigError(f"dataset.source: dataset {name!r} needs a source (a local path or a URL)")
-    opts = dict(p.dataset.options)
+    # dataset.options belong to dataset.name; another --dataset starts from its reader's defaults.
+    opts = dict(p.dataset.options) if name == p.dataset.name else {}
     t0 = time.perf_counter()
     prepared = DATASETS.build(name, key="dataset.options", source=path, **opts)
     prepared.provenance.update({"dataset": name, "source": src, "sha256": digest, "options": opts})
@@ -63,10 +64,19 @@ def run_degrade(p: Params, prepared: Path, out: Path) -> dict[str, Any]:
     ids = ds.ids
     images = np.asarray(ds.images)
     info = {}
+    done: dict[str, np.ndarray] = {}  # results by step chain, so a combo reuses its prefix
+
+    def chain(steps: list[Any]) -> np.ndarray:
+        key = repr(steps)
+        if key not in done:
+            prev = chain(steps[:-1]) if len(steps) > 1 else images
+            done[key] = apply_steps(prev, ids, steps[-1:], p.seed)
+        return done[key]
+
     with atomic_dir(out) as tmp:
         for name, steps in tqdm(variants.items(), desc="degrade", mininterval=1):
             t0 = time.perf_counter()
-            imgs = apply_steps(images, ids, steps, p.seed)
+            imgs = chain(list(steps))
             write_dataset(tmp / name, imgs, ds.index, classes=ds.classes,
                           provenance={"variant": name, "source": str(prepared), "seed": p.seed,
                                       "steps": [{"type": s.type, **s.params} for s in steps]})
