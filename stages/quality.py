@@ -2,4 +2,5 @@
 from _run import run
 
 run("quality", "--prepared", "data/prepared", "--degraded", "data/degraded", "--enhanced", "data/enhanced",
+    "--models", "models/enhancers",
     "--out", "metrics/quality.json", "--plots", "plots/quality")

@@ -127,7 +127,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from .pipeline import run_quality
 
     res = run_quality(_params(args), Path(args.prepared), Path(args.degraded), Path(args.enhanced),
-                      Path(args.out), Path(args.plots))
+                      Path(args.out), Path(args.plots), Path(args.models) if args.models else None)
     for v, rows in res.items():
         for m, s in rows.items():
             print(f"{v:>12} {m:<12} " + " ".join(f"{k}={x:.4f}" for k, x in s.items()))
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--prepared", required=True)
     sp.add_argument("--degraded", required=True)
     sp.add_argument("--enhanced", required=True, help="root holding one directory per enhancer")
+    sp.add_argument("--models", help="root of trained enhancer models (learned enhancers on quality.unpaired sets)")
     sp.add_argument("--out", required=True)
     sp.add_argument("--plots", required=True)
     sp.set_defaults(func=cmd_quality)
