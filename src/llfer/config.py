@@ -76,6 +76,9 @@ class LearnedCfg(_Strict):
 
 class EnhanceCfg(_Strict):
     variants: list[str] = Field(default_factory=lambda: ["dark_pil", "dark_gamma"])
+    #: variants enhanced on every split (FER "enhanced" inputs train on them); the others only on `split`
+    all_splits: list[str] = Field(default_factory=lambda: ["dark_pil"])
+    split: str = "test"
     batch_size: int = Field(256, ge=1)
 
 
@@ -195,6 +198,15 @@ class Params(_Strict):
         for v in self.enhance.variants:
             if v not in variants:
                 raise ConfigError(f"enhance.variants: unknown variant {v!r}; allowed: {', '.join(variants)}")
+        for v in self.enhance.all_splits:
+            if v not in self.enhance.variants:
+                raise ConfigError(f"enhance.all_splits: {v!r} is not in enhance.variants ({', '.join(self.enhance.variants)})")
+        if self.quality.split != self.enhance.split and set(self.enhance.all_splits) != set(self.enhance.variants):
+            raise ConfigError(f"quality.split: {self.quality.split!r} differs from enhance.split {self.enhance.split!r}; "
+                              "quality scores enhanced images of that split")
+        if self.fer.enhanced_variant not in self.enhance.all_splits:
+            raise ConfigError(f"fer.enhanced_variant: {self.fer.enhanced_variant!r} must be listed in enhance.all_splits "
+                              "(the enhanced FER input trains on its train split)")
         if self.fer.enhanced_variant not in self.enhance.variants:
             raise ConfigError(
                 f"fer.enhanced_variant: {self.fer.enhanced_variant!r} is not enhanced; allowed: {', '.join(self.enhance.variants)}"

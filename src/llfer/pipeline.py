@@ -165,6 +165,13 @@ def apply_enhancer(enh: Any, images: np.ndarray, device: Any = "cpu", batch_size
     return enh.enhance(images)
 
 
+def enhanced_splits(p: Params, variant: str) -> list[str] | None:
+    """Splits an enhancer processes for ``variant``: all (None) for ``enhance.all_splits`` variants
+    (the FER "enhanced" input trains on them), else only ``enhance.split`` (what quality and
+    test-time enhancement score), which saves most of the learned enhancers' inference time."""
+    return None if variant in p.enhance.all_splits else [p.enhance.split]
+
+
 def run_enhance(p: Params, name: str, degraded: Path, out: Path, model_dir: Path | None = None) -> dict[str, Any]:
     """Apply enhancer ``name`` to every variant in ``enhance.variants``; write ``out/<variant>/``."""
     from tqdm.auto import tqdm
@@ -177,11 +184,14 @@ def run_enhance(p: Params, name: str, degraded: Path, out: Path, model_dir: Path
     with atomic_dir(out) as tmp:
         for v in tqdm(p.enhance.variants, desc=f"enhance {name}", mininterval=1):
             dv = read_dataset(degraded / v)
+            splits = enhanced_splits(p, v)
+            rows = np.flatnonzero(dv.index["split"].isin(splits).to_numpy()) if splits else np.arange(len(dv.index))
             t0 = time.perf_counter()
-            imgs = apply_enhancer(enh, np.asarray(dv.images), device, p.enhance.batch_size)
+            imgs = apply_enhancer(enh, np.asarray(dv.images[rows]), device, p.enhance.batch_size)
             secs = time.perf_counter() - t0
-            write_dataset(tmp / v, imgs, dv.index, classes=dv.classes,
-                          provenance={"enhancer": name, "variant": v, "source": str(degraded / v)})
+            write_dataset(tmp / v, imgs, dv.index.iloc[rows], classes=dv.classes,
+                          provenance={"enhancer": name, "variant": v, "source": str(degraded / v),
+                                      "splits": splits or "all"})
             info[v] = {"seconds": round(secs, 3), "images_per_second": round(len(imgs) / max(secs, 1e-9), 1)}
     return info
 
@@ -234,7 +244,11 @@ def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, 
             d = enhanced_root / e / v
             if not d.exists():
                 continue
-            ev = np.asarray(read_dataset(d).images[idx])
+            ed = read_dataset(d)
+            rows = ed.split_indices(p.quality.split)
+            if ed.index["id"].iloc[rows].tolist() != clean.index["id"].iloc[idx].tolist():
+                raise DataError(f"{d}: its {p.quality.split!r} images do not pair with {prepared} (re-run enhance)")
+            ev = np.asarray(ed.images[rows])
             rows[e] = score(ev)
             grids[v].append((e, ev[grid_idx]))
         result[v] = rows
