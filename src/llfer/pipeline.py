@@ -245,10 +245,10 @@ def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, 
             if not d.exists():
                 continue
             ed = read_dataset(d)
-            rows = ed.split_indices(p.quality.split)
-            if ed.index["id"].iloc[rows].tolist() != clean.index["id"].iloc[idx].tolist():
+            e_idx = ed.split_indices(p.quality.split)
+            if ed.index["id"].iloc[e_idx].tolist() != clean.index["id"].iloc[idx].tolist():
                 raise DataError(f"{d}: its {p.quality.split!r} images do not pair with {prepared} (re-run enhance)")
-            ev = np.asarray(ed.images[rows])
+            ev = np.asarray(ed.images[e_idx])
             rows[e] = score(ev)
             grids[v].append((e, ev[grid_idx]))
         result[v] = rows
