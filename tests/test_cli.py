@@ -136,3 +136,20 @@ def test_prepare_other_dataset_ignores_synthetic_options(tmp_path, capsys):
     assert main(["prepare", "--params", str(REPO / "params.yaml"), "--dataset", "folder",
                  "--source", str(tmp_path / "faces"), "--out", str(tmp_path / "prep")]) == 0
     assert read_dataset(tmp_path / "prep").classes == ["angry", "happy"]
+
+
+def test_train_enhancer_uses_lol_pairs(tmp_path, capsys):
+    """A prepared LOL set trains the enhancer on its own low/normal-light pairs."""
+    from llfer.data.store import Prepared
+    from conftest import make_index
+
+    rng = np.random.default_rng(0)
+    high = rng.integers(60, 255, (8, 16, 16, 3), dtype=np.uint8)
+    idx = make_index(8, ["none"], splits=("train",))
+    Prepared(images=high, index=idx, classes=["none"], extras={"low": (high // 8).astype(np.uint8)}).write(tmp_path / "lol")
+    p = tmp_path / "p.yaml"
+    p.write_text("learned: {zerodce: {train: {iterations: 2, batch_size: 2, patch: 8}}}\nenhancer: zerodce\n")
+    assert main(["train-enhancer", "zerodce", "--params", str(p), "--prepared", str(tmp_path / "lol"),
+                 "--degraded", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 0
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["pairs"] == 8 and (tmp_path / "m" / "model.safetensors").exists()

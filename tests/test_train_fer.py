@@ -130,3 +130,23 @@ def test_eval_every_scores_every_kth_and_last_epoch(tmp_path):
     assert [sorted(h) for h in res.history] == [sorted(h) for h in r.history]
     np.testing.assert_allclose([h["train_loss"] for h in res.history], [h["train_loss"] for h in r.history], rtol=1e-5)
     assert res.best_epoch == r.best_epoch
+
+
+def test_bn_recalibration_matches_exact_statistics():
+    """recalibrate_bn sets running stats to the exact mean/var of the training batch features."""
+    from llfer.train.fer import images_to_tensor, recalibrate_bn
+
+    x, _ = _toy(64)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.BatchNorm2d(3, momentum=0.01))
+    xt = images_to_tensor(x)
+    recalibrate_bn(net, xt, 12, max_images=64, seed=0)
+    with torch.no_grad():
+        feats = net[0](xt.float() / 255)
+    np.testing.assert_allclose(net[1].running_mean.numpy(), feats.mean((0, 2, 3)).numpy(), rtol=1e-4, atol=1e-5)
+    assert net[1].momentum == 0.01 and not net.training
+    frozen = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3))
+    frozen[1].eval()
+    frozen.train = lambda mode=True: frozen  # a model that keeps its BN in eval mode
+    before = frozen[1].running_mean.clone()
+    recalibrate_bn(frozen, xt, 12, max_images=64, seed=0)
+    assert torch.equal(frozen[1].running_mean, before)

@@ -123,6 +123,8 @@ class FerTrainCfg(_Strict):
     #: score the validation set every k epochs (and always after the last epoch); best-epoch
     #: selection and early stopping (patience counts evaluations) only see evaluated epochs
     eval_every: int = Field(1, ge=1)
+    #: after training, re-estimate BatchNorm statistics on up to this many training images (0 = off)
+    bn_recalibrate: int = Field(4096, ge=0)
 
 
 class FerInputCfg(_Strict):

@@ -94,14 +94,20 @@ def _learned_cls(name: str) -> Any:
 
 
 def _pairs(p: Params, prepared: Path, degraded: Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Training pairs (low, high): a prepared LOL set's own low/normal-light pairs when it has them
+    (``extras["low"]``, from the ``lol`` reader), else each of ``enhance.variants`` with its clean image."""
     clean = read_dataset(prepared)
+    idx = clean.split_indices(split)
+    if "low" in clean.extras:
+        if len(idx) == 0:
+            raise DataError(f"{prepared}: no {split!r} pairs")
+        return np.asarray(clean.extras["low"][idx]), np.asarray(clean.images[idx])
     lows, highs = [], []
     for v in p.enhance.variants:
         dv = read_dataset(degraded / v)
         if dv.images.shape[1:] != clean.images.shape[1:]:
             raise ConfigError(f"enhance.variants: {v!r} has size {dv.images.shape[1:3]}, not the clean size; "
                               "enhancers need same-size pairs")
-        idx = clean.split_indices(split)
         lows.append(np.asarray(dv.images[idx]))
         highs.append(np.asarray(clean.images[idx]))
     return np.concatenate(lows), np.concatenate(highs)

@@ -282,6 +282,46 @@ def train_classifier(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if cfg.bn_recalibrate:
+        recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.eval_batch_size)
+        if x_val is not None:
+            best_acc = float((torch.from_numpy(predict(model, x_val, input_size, device, cfg.eval_batch_size)).argmax(1)
+                              == torch.as_tensor(y_val)).float().mean())
     model.eval()
     return TrainResult(model=model, history=history, best_epoch=best_epoch, best_val_acc=best_acc,
                        seconds=time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, x_train: torch.Tensor, input_size: int, max_images: int, seed: int,
+                   batch_size: int = 512) -> None:
+    """Re-estimate BatchNorm running statistics of the final weights on training images ("precise BN").
+
+    Keras-style BN momentum (0.99, i.e. torch 0.01) averages over ~100 steps, so
+    after a short run the running statistics lag the weights and eval mode can
+    collapse to one class.  Here the statistics of trainable BN layers are reset
+    and recomputed as an exact average over up to ``max_images`` training images
+    (fixed seeded subset, no augmentation, no labels).  BN layers that the model
+    keeps in eval mode while training (frozen pretrained layers) are left alone.
+    """
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+           and m.track_running_stats and m.training]
+    if not bns:
+        model.eval()
+        return
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    n = len(x_train)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: min(n, max_images)].sort().values
+    cl = is_channels_last(model)
+    dev = x_train.device
+    for i in range(0, len(idx), batch_size):
+        xb = to_model_input(x_train[idx[i : i + batch_size].to(dev)], input_size, channels_last=cl)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            model(xb)
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    model.eval()
