@@ -389,7 +389,7 @@ def save_classifier(path: Path, model: Any, config: dict[str, Any]) -> None:
         save_file(state, str(tmp), metadata={"config": json.dumps(config)})
 
 
-def load_classifier(p: Params, path: Path) -> tuple[Any, dict[str, Any]]:
+def load_classifier(path: Path) -> tuple[Any, dict[str, Any]]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -554,7 +554,7 @@ def run_evaluate(p: Params, models_root: Path, roots: Any, enhanced_root: Path, 
     classes = loaders[enhancers[0]].classes()
     out: dict[str, Any] = {}
     for d in _run_dirs(models_root):
-        model, cfg = load_classifier(p, d / "model.safetensors")
+        model, cfg = load_classifier(d / "model.safetensors")
         model.to(device)
         _, preps = parse_spec(cfg["test_spec"], p.variant_names(), p.enhance.variants)
         size = int(cfg["options"].get("input_size", 48))
