@@ -217,6 +217,25 @@ def test_efcnet_s_swish_and_attention_shapes():
             assert m.eval()(torch.rand(1, 1, s, s)).shape == (1, 7)
 
 
+def test_efcnet_attention_gates_start_unsaturated():
+    """Eqs. (8)/(9) gates must start in sigmoid's linear range: a kaiming fan_out init of the
+    single-output spatial-attention conv saturated them at 0/1 and stalled training."""
+    from llfer.models.efcnet import ChannelAttention, SpatialAttention
+
+    torch.manual_seed(0)
+    m = BACKBONES.build("efcnet", input_size=20, num_classes=8).train()
+    gates = []
+    hooks = [a.register_forward_hook(lambda mod, inp, out: gates.append(out.detach().flatten()))
+             for a in m.modules() if isinstance(a, (SpatialAttention, ChannelAttention))]
+    with torch.no_grad():
+        m(torch.rand(16, 1, 20, 20))
+    for h in hooks:
+        h.remove()
+    assert len(gates) == 12  # 6 EFC modules x (spatial, channel)
+    for g in gates:
+        assert ((g > 0.02) & (g < 0.98)).float().mean() > 0.9
+
+
 # ------------------------------------------------------------ resnet18 --
 @pytest.mark.parametrize("small_input,sizes", [(False, [12, 6, 3, 2]), (True, [48, 24, 12, 6])])
 def test_resnet18_forward_features(small_input, sizes):
