@@ -41,14 +41,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-
-
-def faces(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:48, 0:48] / 47.0
-    face = np.exp(-(((xx - 0.5) / 0.3) ** 2 + ((yy - 0.5) / 0.38) ** 2))
-    out = 60 + 140 * face[None] * rng.uniform(0.6, 1.0, (n, 1, 1)) + rng.normal(0, 12, (n, 48, 48))
-    return np.clip(out, 0, 255).astype(np.uint8)
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_classical import synthetic_faces  # noqa: E402  (the same 48 px blob faces)
 
 
 def params_yaml_train() -> dict:
@@ -134,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     names = args.enhancers or [n for n in ENHANCERS.names() if getattr(ENHANCERS.get(n), "learned", False)]
     n_img = max(args.infer_images, args.paper_infer_images, args.batch * 4)
-    high = faces(n_img)
+    high = synthetic_faces(n_img)
     low = np.floor(high.astype(np.float64) * 0.1).astype(np.uint8)
     train_cfg = params_yaml_train()
     rows: dict = {}
