@@ -111,19 +111,22 @@ def main() -> int:
                            "--prepared", rel(prepared), "--degraded", rel(degraded),
                            "--model-out", rel(run_dir / "model"), "--metrics", rel(metrics),
                            "--plots", rel(run_dir / "plots"), "--no-progress"]
-            if metrics.exists() and cfg.exists() and cfg.read_text() == text and key in res["runs"]:
+            wall = run_dir / "wall_s"
+            finished = metrics.exists() and wall.exists() and cfg.exists() and cfg.read_text() == text
+            if finished and key in res["runs"]:
                 print(f"{key}: reused (identical params, metrics present)")
                 continue
-            cfg.parent.mkdir(parents=True, exist_ok=True)
-            cfg.write_text(text)
-            if metrics.exists() and (run_dir / "wall_s").exists():
-                dt = float((run_dir / "wall_s").read_text())  # finished earlier, never recorded
+            if finished:  # trained with these params earlier but never recorded (e.g. interrupted sweep)
+                dt = float(wall.read_text())
             else:
+                cfg.parent.mkdir(parents=True, exist_ok=True)
+                cfg.write_text(text)
+                wall.unlink(missing_ok=True)
                 dt, rc = run(cmd, WORK / "logs" / f"sweep_{key}.log")
                 if rc:
                     print(f"{key}: failed (rc {rc})", file=sys.stderr)
                     continue
-                (run_dir / "wall_s").write_text(f"{dt:.1f}\n")
+                wall.write_text(f"{dt:.1f}\n")
             m = json.loads(metrics.read_text())
             hist = (run_dir / "plots" / "history.csv").read_text().strip().splitlines()
             last_train_acc = float(hist[-1].split(",")[3])
