@@ -153,3 +153,16 @@ def test_train_enhancer_uses_lol_pairs(tmp_path, capsys):
                  "--degraded", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 0
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["pairs"] == 8 and (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_closed_stdout_pipe_exits_quietly():
+    """`llfer list | head -1`: a reader that goes away is not an error (no message, no traceback)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "llfer.cli", "list"], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # before the child writes anything: its first write gets EPIPE
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141
+    assert "error" not in err and "Traceback" not in err and "Exception ignored" not in err

@@ -283,6 +283,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("llfer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`llfer list | head`): stop quietly, as a SIGPIPE'd tool would, and point
+        # stdout at /dev/null so the interpreter's final flush does not raise again.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
     except OSError as e:
         name = getattr(e, "filename", None)
         print(f"llfer: error: {name + ': ' if name else ''}{e.strerror or e}", file=sys.stderr)
