@@ -42,8 +42,7 @@ import json, sys, time
 t0 = time.perf_counter()
 prepared, out, degrade_json = sys.argv[1:4]
 import yaml
-import llfer.degrade
-import llfer.pipeline
+import llfer.pipeline.degrade as stage
 from llfer.config import from_dict
 from llfer.pipeline import run_degrade
 data = yaml.safe_load(open(sys.argv[4]))
@@ -53,14 +52,14 @@ params = from_dict(data, check=False)
 # CPU seconds per variant (the machine may be shared, so wall time alone can mislead):
 # thin wrappers around the two calls run_degrade makes per variant.
 cpu = {}
-_apply, _write = llfer.degrade.apply_steps, llfer.pipeline.write_dataset
+_apply, _write = stage.apply_steps, stage.write_dataset
 def apply_steps(*a, **k):
     c = time.process_time(); r = _apply(*a, **k); cpu["degrade"] = time.process_time() - c; return r
 def write_dataset(path, *a, **k):
     c = time.process_time(); r = _write(path, *a, **k)
     cpu[path.name] = {"cpu_degrade_s": cpu.pop("degrade"), "cpu_write_s": time.process_time() - c}
     return r
-llfer.degrade.apply_steps, llfer.pipeline.write_dataset = apply_steps, write_dataset
+stage.apply_steps, stage.write_dataset = apply_steps, write_dataset
 t1 = time.perf_counter()
 c1 = time.process_time()
 info = run_degrade(params, prepared, out)
@@ -90,7 +89,9 @@ def degrade_section(params_file: Path) -> dict:
 def prepare(archive: Path, out: Path) -> float:
     sys.path.insert(0, str(REPO / "src"))
     from llfer.config import from_dict
-    from llfer.data import readers  # noqa: F401  (registers the readers)
+    from llfer.registry import import_all
+
+    import_all()  # registers the readers
     from llfer.pipeline import run_prepare
 
     t = time.perf_counter()

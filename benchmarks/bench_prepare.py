@@ -36,14 +36,15 @@ name, archive, out = sys.argv[1:4]
 try:  # the real prepare stage (source resolution, reader, write)
     from llfer.config import from_dict
     from llfer.pipeline import run_prepare
-    from llfer.data import readers  # noqa: F401  (registers the readers)
+    from llfer.registry import import_all
+    import_all()  # registers the readers
     params = from_dict({"dataset": {"name": name, "source": archive}}, check=False)
     how = "llfer.pipeline.run_prepare"
     def go():
         run_prepare(params, out)
 except ImportError:  # pipeline not there: reader + write, the same work
-    from llfer.data import readers  # noqa: F401
-    from llfer.registry import DATASETS
+    from llfer.registry import DATASETS, import_all
+    import_all()
     how = "reader + Prepared.write"
     def go():
         DATASETS.build(name, source=archive).write(out)

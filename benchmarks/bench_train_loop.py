@@ -78,8 +78,9 @@ def prepare_cache(archive: Path, cache: Path) -> tuple[Path, dict]:
         arr = {k: np.load(cache / f"{k}.npy", allow_pickle=False) for k in ("images", "labels", "split")}
         arr["source"] = np.array((cache / "source.txt").read_text().splitlines())
         return tree, arr
-    from llfer.data import readers  # noqa: F401  (registers the readers)
-    from llfer.registry import DATASETS
+    from llfer.registry import DATASETS, import_all
+
+    import_all()  # registers the readers
 
     t = time.perf_counter()
     prep = DATASETS.build("fer2013", source=str(archive))

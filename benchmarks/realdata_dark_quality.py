@@ -44,7 +44,7 @@ def load_faces(data_dir: Path, prepared: Path | None) -> tuple[np.ndarray, np.nd
         ds = read_dataset(prepared)
         images, index, where = ds.images, ds.index, str(prepared)
     else:
-        from llfer.data.readers import read_fer2013
+        from llfer.data.fer import read_fer2013
 
         archive = data_dir / "fer2013.zip"
         if not archive.is_file():

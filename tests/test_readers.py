@@ -14,20 +14,10 @@ import pytest
 from PIL import Image
 
 from llfer.data import read_dataset
-from llfer.data.readers import (
-    CLASSES_FERPLUS,
-    canonical_class,
-    ferplus_majority,
-    parse_pixels,
-    read_fer2013,
-    read_ferplus,
-    read_folder,
-    read_jaffe,
-    read_kdef,
-    read_lol,
-    read_rafdb,
-    read_unpaired,
-)
+from llfer.data.common import canonical_class
+from llfer.data.faces import read_folder, read_jaffe, read_kdef, read_rafdb
+from llfer.data.fer import CLASSES_FERPLUS, ferplus_majority, parse_pixels, read_fer2013, read_ferplus
+from llfer.data.lowlight import read_lol, read_unpaired
 from llfer.data.store import CLASSES_FER2013
 from llfer.errors import ConfigError, DataError
 from llfer.registry import DATASETS

@@ -44,7 +44,7 @@ def fer_test():
     archive = DATA_DIR / "fer2013.zip"
     if not archive.is_file():
         pytest.skip(f"real dataset fer2013.zip not found in {DATA_DIR} (set LLFER_DATA_DIR)")
-    from llfer.data.readers import read_fer2013
+    from llfer.data.fer import read_fer2013
 
     p = read_fer2013(archive)
     mask = p.index["split"].isin(["val", "test"]).to_numpy()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from llfer.data import read_dataset
-from llfer.data.readers import CLASSES_FERPLUS, read_fer2013, read_ferplus
+from llfer.data.fer import CLASSES_FERPLUS, read_fer2013, read_ferplus
 from llfer.data.store import CLASSES_FER2013
 
 DATA_DIR = Path(os.environ.get("LLFER_DATA_DIR") or Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets")

@@ -263,14 +263,9 @@ class Params(_Strict):
 
 def _import_registries() -> None:
     """Import every module that registers entries."""
-    import importlib
+    from .registry import import_all
 
-    for mod in ("llfer.data.synthetic", "llfer.data.readers", "llfer.degrade", "llfer.enhance", "llfer.preprocess", "llfer.models"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+    import_all()
 
 
 def _fmt_loc(loc: tuple[Any, ...]) -> str:

@@ -3,12 +3,19 @@
 A registry maps a name to a callable (function or class).  Each entry keeps a
 one-line description (the first docstring line unless given) and the default
 keyword parameters, so ``llfer list`` can describe everything that exists.
-Adding a method is adding one file with one ``@REGISTRY.register(...)``.
+Adding a method is adding one file with one ``@REGISTRY.register(...)``: the
+packages in :data:`MEMBER_PACKAGES` are walked and every module in them is
+imported (as BasicSR imports every ``*_arch.py``), so no import list has to be
+kept by hand.  A module that fails to import stops everything with an
+:class:`MemberImportError` naming its file.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -127,3 +134,44 @@ ALL = {
     "preprocessors": PREPROCESSORS,
     "backbones": BACKBONES,
 }
+
+# Where the members live: packages are walked recursively, plain modules imported.
+MEMBER_PACKAGES = (
+    "llfer.data",  # dataset readers and the synthetic set
+    "llfer.degrade",  # degradations
+    "llfer.preprocess",  # FER preprocessors
+    "llfer.enhance",  # classical/ and nets/ enhancers
+    "llfer.models",  # FER backbones
+)
+
+
+class MemberImportError(ImportError):
+    """A module that should register members could not be imported; the message names its file."""
+
+
+def _import(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except MemberImportError:
+        raise
+    except Exception as e:
+        try:
+            spec = importlib.util.find_spec(name)
+            where = spec.origin if spec and spec.origin else name
+        except Exception:
+            where = name
+        raise MemberImportError(f"{where}: cannot import {name}: {type(e).__name__}: {e}") from e
+
+
+def import_members(package: str) -> list[str]:
+    """Import ``package`` and, when it is a package, every module below it; return their names."""
+    mod = _import(package)
+    names = [package]
+    for info in pkgutil.iter_modules(getattr(mod, "__path__", []), package + "."):
+        names += import_members(info.name) if info.ispkg else [_import(info.name).__name__]
+    return names
+
+
+def import_all() -> list[str]:
+    """Import every module that registers members (see :data:`MEMBER_PACKAGES`)."""
+    return [n for pkg in MEMBER_PACKAGES for n in import_members(pkg)]

@@ -1,9 +1,10 @@
-"""Low-light enhancers: classical (no training) and learned (nets/).
+"""Low-light enhancers: classical (``classical/``, no training) and learned (``nets/``).
 
-Importing this package registers every enhancer in ``llfer.registry.ENHANCERS``.
+Importing this package imports every module below it, which registers every
+enhancer in ``llfer.registry.ENHANCERS``: adding one is adding one module with
+one ``@ENHANCERS.register(...)``.
 """
 
-from . import base, classical  # noqa: F401  (registration side effects)
-from . import nets  # noqa: F401
+from ..registry import import_members
 
-__all__ = ["base", "classical", "nets"]
+import_members(__name__)
