@@ -273,14 +273,15 @@ def bn_diagnostic(exp: dict, key: str, input_name: str, n: int = 8192) -> dict:
     import torch
 
     from llfer.config import load_params
-    from llfer.pipeline import load_classifier, make_loader, input_roots
+    from llfer.checkpoint import load_classifier
+    from llfer.inputs import input_roots, make_loader
     from llfer.train.fer import images_to_tensor, predict, to_model_input
 
     res = load_results(RESULTS / f"{exp['result']}.json")
     cfg_file = REPO / res["runs"][key]["params_file"]
     p = load_params(cfg_file)
     run_dir = WORK / exp["dataset"] / "runs" / f"{exp['backbone']}-{input_name}"
-    model, cfg = load_classifier(p, run_dir / "model" / "model.safetensors")
+    model, cfg = load_classifier(run_dir / "model" / "model.safetensors")
     size = int(cfg["options"]["input_size"])
     loader = make_loader(p, input_roots(WORK / exp["dataset"] / "prepared", WORK / exp["dataset"] / "degraded", None, p))
     spec = p.input_def(input_name)

@@ -12,20 +12,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from .data.store import Dataset, read_dataset
 from .errors import ConfigError, DataError
+from .preprocess import apply_preprocessors
+from .registry import PREPROCESSORS
+
+if TYPE_CHECKING:  # config imports this module
+    from .config import Params
 
 
 def parse_spec(
     spec: str, variants: Sequence[str], enhanced_variants: Sequence[str], where: str = "input"
 ) -> tuple[str, list[str]]:
     """Split a spec into (source, [preprocessors]); unknown names raise ConfigError."""
-    from .registry import PREPROCESSORS
-
     parts = [p.strip() for p in spec.split("+") if p.strip()]
     if not parts:
         raise ConfigError(f"{where}: empty input spec")
@@ -87,8 +90,6 @@ class InputLoader:
 
     def load(self, spec: str, split: str | Sequence[str], train: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Images (uint8), labels and ids of ``split`` for ``spec``; preprocessors applied."""
-        from .preprocess import apply_preprocessors
-
         src, preps = parse_spec(spec, self.variants, self.enhanced_variants, f"input {spec!r}")
         ds = self.dataset(src)
         splits = [split] if isinstance(split, str) else list(split)
@@ -104,3 +105,14 @@ class InputLoader:
 
     def classes(self) -> list[str]:
         return self.dataset("clean").classes
+
+
+def input_roots(prepared: Path, degraded: Path, enhanced: Path | None, p: Params) -> Roots:
+    """The stage directories, with ``fer.enhanced_variant`` as what ``enhanced`` means."""
+    return Roots(prepared=Path(prepared), degraded=Path(degraded), enhanced=Path(enhanced) if enhanced else None,
+                 enhanced_variant=p.fer.enhanced_variant)
+
+
+def make_loader(p: Params, roots: Roots) -> InputLoader:
+    """An input loader for the variants, enhanced variants and preprocessor options of ``p``."""
+    return InputLoader(roots, p.variant_names(), p.enhance.variants, p.fer.preprocess, seed=p.seed)

@@ -1,0 +1,69 @@
+"""Stages ``enhance@<name>`` / ``enhance_classical@<name>``: apply an enhancer to the degraded variants."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..build import apply_enhancer, build_enhancer
+from ..config import Params
+from ..data.store import read_dataset, write_dataset
+from ..device import resolve_device
+from ..io import atomic_dir
+from .args import SubParsers, add_common, params_of
+
+
+def enhanced_splits(p: Params, variant: str) -> list[str] | None:
+    """Splits an enhancer processes for ``variant``: all (None) for ``enhance.all_splits`` variants
+    (the FER "enhanced" input trains on them), else only ``enhance.split`` (what quality and
+    test-time enhancement score), which saves most of the learned enhancers' inference time."""
+    return None if variant in p.enhance.all_splits else [p.enhance.split]
+
+
+def enhancer_dirs(enhanced_root: Path) -> list[str]:
+    """Names of the enhancers with output under ``enhanced_root`` (one directory each)."""
+    if not enhanced_root.exists():
+        return []
+    return sorted(d.name for d in enhanced_root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def run_enhance(p: Params, name: str, degraded: Path, out: Path, model_dir: Path | None = None) -> dict[str, Any]:
+    """Apply enhancer ``name`` to every variant in ``enhance.variants``; write ``out/<variant>/``."""
+    enh = build_enhancer(p, name, model_dir)
+    device = resolve_device(p.device)
+    info = {}
+    with atomic_dir(out) as tmp:
+        for v in tqdm(p.enhance.variants, desc=f"enhance {name}", mininterval=1):
+            dv = read_dataset(degraded / v)
+            splits = enhanced_splits(p, v)
+            rows = np.flatnonzero(dv.index["split"].isin(splits).to_numpy()) if splits else np.arange(len(dv.index))
+            t0 = time.perf_counter()
+            imgs = apply_enhancer(enh, np.asarray(dv.images[rows]), device, p.enhance.batch_size)
+            secs = time.perf_counter() - t0
+            write_dataset(tmp / v, imgs, dv.index.iloc[rows], classes=dv.classes,
+                          provenance={"enhancer": name, "variant": v, "source": str(degraded / v),
+                                      "splits": splits or "all"})
+            info[v] = {"seconds": round(secs, 3), "images_per_second": round(len(imgs) / max(secs, 1e-9), 1)}
+    return info
+
+
+def command(args: argparse.Namespace) -> int:
+    info = run_enhance(params_of(args), args.name, Path(args.degraded), Path(args.out),
+                       Path(args.model) if args.model else None)
+    print(f"enhanced with {args.name} -> {args.out}: {', '.join(info)}")
+    return 0
+
+
+def add_command(sub: SubParsers) -> None:
+    sp = sub.add_parser("enhance", help="apply an enhancer to the degraded variants")
+    add_common(sp)
+    sp.add_argument("name")
+    sp.add_argument("--degraded", required=True)
+    sp.add_argument("--model", help="trained model directory (learned enhancers)")
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(func=command)

@@ -1,0 +1,103 @@
+"""Stage ``report``: the headline numbers in ``summary.json``, the results table and the accuracy chart."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import plots
+from ..config import Params
+from ..errors import DataError
+from ..io import atomic_dir, read_json, write_json
+from .args import SubParsers, add_common, params_of
+
+
+def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) -> dict[str, Any]:
+    """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart."""
+    metrics_dir = Path(metrics_dir)
+    runs = {f.stem: read_json(f) for f in sorted((metrics_dir / "fer").glob("*.json"))}
+    if not runs:
+        raise DataError(f"{metrics_dir / 'fer'}: no FER metrics found (run train_fer first)")
+    tte = read_json(metrics_dir / "tte.json") if (metrics_dir / "tte.json").exists() else {}
+    quality = read_json(metrics_dir / "quality.json") if (metrics_dir / "quality.json").exists() else {}
+    cv = read_json(metrics_dir / "cv.json") if (metrics_dir / "cv.json").exists() else {}
+    rows = []
+    notes: list[str] = []
+    for name, m in runs.items():
+        acc = _acc(m)
+        row = {"run": name, "test": m["test_acc"], "macro_f1": m["test_macro_f1"], **{f"on {k}": v for k, v in acc.items()}}
+        for k, v in (tte.get(name) or {}).items():
+            if k.split(":")[0] == p.enhancer:
+                row[f"on {k}"] = v
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    summary: dict[str, Any] = {"fer": {}}
+    for r in rows:
+        summary["fer"][r["run"]] = {k.replace("on ", "acc_").replace(":", "_"): v for k, v in r.items() if k != "run"}
+    head = f"{p.report.headline_backbone}-clean"
+    if head in runs:
+        m = runs[head]
+        acc = _acc(m)
+        v = p.fer.enhanced_variant
+        h = {"clean_test_acc": acc.get("clean", m["test_acc"])}
+        if v in acc:
+            h[f"{v}_test_acc"] = acc[v]
+            h["drop_points"] = round(100 * (h["clean_test_acc"] - acc[v]), 2)
+        tr = tte.get(head) or {}
+        te = tr.get(f"{p.enhancer}:{v}")
+        if te is not None:
+            h[f"enhanced_{v}_test_acc"] = te
+            if v in acc:
+                h["recovered_points"] = round(100 * (te - acc[v]), 2)
+        on_v = {k.split(":")[0]: a for k, a in tr.items() if k.endswith(f":{v}")}
+        if on_v:
+            best = max(on_v, key=on_v.get)
+            h[f"best_enhanced_{v}_test_acc"] = on_v[best]
+            notes.append(f"Best test-time enhancer on {v} for {head}: {best} ({on_v[best]:.4f}); "
+                         f"selected enhancer: {p.enhancer}.")
+        summary["headline"] = h
+    if quality:
+        summary["quality"] = {
+            v: {"best_psnr": max(((k, s["psnr"]) for k, s in rows_.items() if "psnr" in s), key=lambda t: t[1])[0],
+                **{f"{k}_psnr": round(s["psnr"], 3) for k, s in rows_.items() if "psnr" in s}}
+            for v, rows_ in quality.items() if any("psnr" in s for s in rows_.values())}
+    if cv:
+        summary["cv"] = {"accuracy_mean": cv["accuracy_mean"], "accuracy_std": cv["accuracy_std"], "folds": cv["folds"]}
+    write_json(out_json, summary)
+    with atomic_dir(plots_dir) as tmp:
+        table.to_csv(tmp / "results.csv", index=False)
+        (tmp / "results.md").write_text(_markdown_table(table) + "".join(f"\n{n}\n" for n in notes))
+        plots.accuracy_chart(table, tmp / "accuracy.png")
+    return summary
+
+
+def _acc(m: dict[str, Any]) -> dict[str, float]:
+    """The ``acc_<test set>`` entries of a flat FER metrics file, keyed by test set."""
+    return {k[4:]: v for k, v in m.items() if k.startswith("acc_")}
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in r.tolist()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def command(args: argparse.Namespace) -> int:
+    s = run_report(params_of(args), Path(args.metrics), Path(args.out), Path(args.plots))
+    print(json.dumps(s.get("headline", {}), indent=1))
+    return 0
+
+
+def add_command(sub: SubParsers) -> None:
+    sp = sub.add_parser("report", help="aggregate metrics, draw tables and charts")
+    add_common(sp)
+    sp.add_argument("--metrics", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--plots", required=True)
+    sp.set_defaults(func=command)
