@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     d_full = np.abs(o["ours_full"] - o["basicsr_full"])
     d_only = np.abs(o["ours_niqe_only"] - o["basicsr_niqe_only"])
     # parity also on low-light inputs (PIL-style darkening to 10 %: flat, mostly-zero images) and their HE
-    from llfer.enhance.classical import HistogramEqualization
+    from llfer.enhance.classical.he import HistogramEqualization
 
     dark = np.floor(faces.astype(np.float64) * 0.1).astype(np.uint8)
     extra = {}

@@ -67,7 +67,7 @@ def to_gray(images: np.ndarray) -> np.ndarray:
 
 
 def _he(images: np.ndarray) -> np.ndarray:
-    from .enhance.classical import HistogramEqualization
+    from .enhance.classical.he import HistogramEqualization
 
     return HistogramEqualization().enhance(images)
 
