@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from .data.store import Dataset, read_dataset
+from .data.store import Dataset, check_same_set, read_dataset
 from .errors import ConfigError, DataError
 from .preprocess import apply_preprocessors
 from .registry import PREPROCESSORS
@@ -85,7 +85,10 @@ class InputLoader:
         if d not in self._cache:
             if not d.exists():
                 raise DataError(f"input source {src!r}: {d} does not exist (run the stage that makes it first)")
-            self._cache[d] = read_dataset(d)
+            ds = read_dataset(d)
+            if src != "clean":  # a variant of another dataset would train with wrong labels
+                check_same_set(self.dataset("clean"), ds, f"{src!r} input")
+            self._cache[d] = ds
         return self._cache[d]
 
     def load(self, spec: str, split: str | Sequence[str], train: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import re
 from collections import Counter, defaultdict
@@ -21,6 +22,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .store import CLASSES_FER2013, SPLITS, Prepared, summarize
+
+log = logging.getLogger("llfer")
 
 # --------------------------------------------------------------------------- classes
 
@@ -112,6 +115,12 @@ def carve_splits(
     rng = np.random.default_rng(seed)
     subj = [subjects[i] for i in train]
     note: dict[str, Any] = {"val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed}
+    if any(subj) and not all(subj):
+        missing = [i for i, x in zip(train, subj) if not x]
+        note["warning"] = (f"{where}: {len(missing)} of {len(train)} train images have no subject id in their "
+                           "file name, so val/test were carved stratified by class, NOT subject-disjoint "
+                           "(the same person may appear in train and test)")
+        log.warning(note["warning"])
     if all(subj):
         note["method"] = "subject-disjoint"
         uniq = sorted(set(subj))
@@ -190,9 +199,7 @@ def decode_image(data: bytes, grayscale: bool) -> tuple[np.ndarray, bool]:
         if mode == target:
             arr = np.asarray(im)
         elif mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-            a = np.asarray(im).astype(np.float64)
-            if a.max(initial=0) > 255:
-                a = a / 257.0
+            a = np.asarray(im).astype(np.float64) * (255.0 / _full_scale(im, mode))
             arr = np.clip(np.rint(a), 0, 255).astype(np.uint8)
             if not grayscale:
                 arr = np.repeat(arr[..., None], 3, axis=2)
@@ -201,6 +208,21 @@ def decode_image(data: bytes, grayscale: bool) -> tuple[np.ndarray, bool]:
     if arr.dtype != np.uint8:
         arr = arr.astype(np.uint8)
     return arr, mode != target
+
+
+def _full_scale(im: Any, mode: str) -> float:
+    """The white level of a high-bit-depth grayscale image, from its bit depth, never from its content
+    (a dark 16-bit photo stays dark).  16-bit modes: 65535; 32-bit integer TIFFs: their BitsPerSample
+    (PNG "I" is 16-bit); float images: 1.0."""
+    if mode == "F":
+        return 1.0
+    bits = 16
+    if mode == "I":
+        tags = getattr(im, "tag_v2", None)
+        per_sample = tags.get(258) if tags is not None else None
+        if per_sample:
+            bits = int(per_sample[0] if isinstance(per_sample, (tuple, list)) else per_sample)
+    return float(2 ** bits - 1)
 
 
 def gray_to_target(arr: np.ndarray, grayscale: bool) -> tuple[np.ndarray, bool]:
@@ -312,7 +334,11 @@ class Builder:
     # -- finishing
     def finish(self, classes: Sequence[str], *, layout: str, val_fraction: float = 0.0,
                test_fraction: float = 0.0, seed: int = 0, expected_splits: Iterable[str] = (),
-               provenance: Mapping[str, Any] | None = None) -> Prepared:
+               provenance: Mapping[str, Any] | None = None, min_classes: int = 2,
+               rotate: bool = False) -> Prepared:
+        """The :class:`Prepared` of the rows added.  ``min_classes``: distinct labels required (FER sets 2;
+        low-light sets, one "none" class, 1).  ``rotate``: a photo whose orientation (portrait / landscape)
+        differs from the stored size is turned 90 degrees before resizing instead of being stretched."""
         import pandas as pd
 
         where = self.source
@@ -325,6 +351,10 @@ class Builder:
             )
         if not self.rows:
             raise DataError(f"{where}: no readable images found")
+        found = sorted({r["label_name"] for r in self.rows})
+        if len(found) < min_classes:
+            raise DataError(f"{where}: only one class ({found[0]}) found; expression recognition needs at least "
+                            "2 classes")
 
         splits = [r["split"] for r in self.rows]
         for s in expected_splits:
@@ -339,12 +369,16 @@ class Builder:
 
         hw = self.size or _most_common_hw(self.images)
         resized = 0
-        images, r = _assemble(self.images, order, hw)
+        stats: Counter[str] = Counter()
+        images, r = _assemble(self.images, order, hw, rotate, stats)
         resized += r
         extras: dict[str, np.ndarray] = {}
         for key, lst in self.extra_images.items():
-            extras[key], r = _assemble(lst, order, hw)
+            extras[key], r = _assemble(lst, order, hw, rotate, stats)
             resized += r
+        if stats["stretched"]:
+            log.warning("%s: %d image(s) resized to %dx%d with a different aspect ratio (stretched)",
+                        where, stats["stretched"], hw[0], hw[1])
         for key, vals in self.extra_values.items():
             extras[key] = np.asarray([vals[i] for i in order])
         self.images = []
@@ -372,10 +406,15 @@ class Builder:
             "corrupt": self.corrupt,
             "duplicates": find_duplicates(images, index),
             "resized": int(resized),
+            "stretched": int(stats["stretched"]),
+            "rotated": int(stats["rotated"]),
             "converted": int(self.converted),
         }
         if carve_note:
             report["carved_splits"] = carve_note
+            if "warning" in carve_note:
+                report.setdefault("warnings", []).append(carve_note["warning"])
+                carve_note["without_subject"] = [r["source"] for r in rows if r["split"] == "train" and not r["subject"]][:MAX_LISTED]
         report.update(self.report)
         prov = {"reader": self.reader, "source": self.source, "layout": layout, "options": self.options}
         prov.update(provenance or {})
@@ -393,8 +432,13 @@ def _most_common_hw(images: Sequence[np.ndarray | None]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _assemble(lst: list[np.ndarray | None], order: Sequence[int], hw: tuple[int, int]) -> tuple[np.ndarray, int]:
-    """Stack ``lst`` in ``order`` into one preallocated array, resizing as needed, freeing as it goes."""
+def _assemble(lst: list[np.ndarray | None], order: Sequence[int], hw: tuple[int, int], rotate: bool = False,
+              stats: Counter[str] | None = None) -> tuple[np.ndarray, int]:
+    """Stack ``lst`` in ``order`` into one preallocated array, resizing as needed, freeing as it goes.
+
+    ``stats`` counts ``rotated`` images (``rotate``: portrait vs landscape turned by 90 degrees)
+    and ``stretched`` ones (aspect ratio changed by more than 2 %)."""
+    stats = stats if stats is not None else Counter()
     first = next(a for a in lst if a is not None)
     shape = (len(order), hw[0], hw[1]) + tuple(first.shape[2:])
     out = np.empty(shape, dtype=np.uint8)
@@ -403,7 +447,12 @@ def _assemble(lst: list[np.ndarray | None], order: Sequence[int], hw: tuple[int,
         a = lst[i]
         lst[i] = None
         assert a is not None
+        if rotate and a.shape[0] != a.shape[1] and hw[0] != hw[1] and (a.shape[0] > a.shape[1]) != (hw[0] > hw[1]):
+            a = np.ascontiguousarray(np.rot90(a))
+            stats["rotated"] += 1
         if a.shape[:2] != hw:
+            if abs(np.log((a.shape[0] / a.shape[1]) / (hw[0] / hw[1]))) > 0.02:
+                stats["stretched"] += 1
             a = resize_array(a, hw)
             resized += 1
         out[pos] = a

@@ -155,13 +155,22 @@ SUBJECT_PATTERNS = {"kdef": (_KDEF_RE, 2), "jaffe": (_JAFFE_RE, 1), "ck+": (_CKP
 
 
 def subjects_from_names(members: Sequence[str]) -> tuple[list[str], str | None]:
-    """Subject ids if every file name follows one known naming scheme (KDEF, JAFFE, CK+)."""
+    """Subject ids from the known naming scheme (KDEF, JAFFE, CK+) that most file names follow.
+
+    Names that do not follow it get ``""``; :func:`~llfer.data.common.carve_splits`
+    then falls back to a stratified split and says so (log and report.json).
+    """
     stems = [m.rsplit("/", 1)[-1].rsplit(".", 1)[0] for m in members]
+    best: tuple[int, list[str], str | None] = (0, [""] * len(members), None)
     for scheme, (rx, g) in SUBJECT_PATTERNS.items():
         ms = [rx.match(s) for s in stems]
-        if stems and all(ms):
-            return [m.group(g).upper() for m in ms], scheme  # type: ignore[union-attr]
-    return [""] * len(members), None
+        hits = sum(m is not None for m in ms)
+        if hits > best[0]:
+            best = (hits, [m.group(g).upper() if m else "" for m in ms], scheme)
+    hits, subjects, scheme = best
+    if scheme is not None and hits < len(members):
+        scheme = f"{scheme} ({hits} of {len(members)} names)"
+    return subjects, scheme
 
 
 # --------------------------------------------------------------------------- helpers

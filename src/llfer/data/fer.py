@@ -19,6 +19,7 @@ from .store import CLASSES_FER2013, Prepared
 
 #: FER2013 ``Usage`` values -> llfer splits (the challenge split is kept).
 USAGE_SPLITS = {"training": "train", "publictest": "val", "privatetest": "test"}
+_USAGE_NAMES = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 _PREFIX_RE = re.compile(r"^(Training|PublicTest|PrivateTest)_", re.IGNORECASE)
 
 #: FER+ columns in ``fer2013new.csv`` / ``label.csv`` order, and the 8 emotions kept.
@@ -60,6 +61,11 @@ def read_fer2013(
         csvs = _fer2013_csvs(tree)
         if csvs is not None:
             layout, seen = _read_fer2013_csv(b, tree, csvs)
+            missing = [u for u, sp in _USAGE_NAMES.items() if sp not in seen]
+            if missing:
+                raise DataError(f"{tree.where(csvs[-1])}: no {' or '.join(missing)} rows: the FER2013 challenge "
+                                f"split{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(_USAGE_NAMES[u] for u in missing)} would be empty (truncated file?)")
             return b.finish(CLASSES_FER2013, layout=layout, expected_splits=sorted(seen))
         return _read_fer2013_folders(b, tree)
 
@@ -98,7 +104,11 @@ def _rows(tree: SourceTree, name: str) -> Iterator[tuple[int, list[str], list[st
             raise DataError(f"{tree.where(name)}: unreadable CSV after data row {i} ({e})") from None
 
 
-def parse_pixels(text: str) -> np.ndarray:
+#: Smallest side a CSV pixel row may have: fewer values are a malformed file (e.g. one pixel per row), not a face.
+MIN_CSV_SIDE = 4
+
+
+def parse_pixels(text: str, min_side: int = 1) -> np.ndarray:
     """A FER2013 ``pixels`` string (space-separated 0..255 values, a square count) -> HxW uint8."""
     t = text.strip()
     a = None
@@ -119,6 +129,9 @@ def parse_pixels(text: str) -> np.ndarray:
     side = sqrt_side(a.size)
     if side is None:
         raise ValueError(f"{a.size} pixel values is not a square image")
+    if side < min_side:
+        raise ValueError(f"{a.size} pixel value(s): a {side}x{side} image is too small for a face "
+                         f"(at least {min_side}x{min_side}; is the pixels column split over rows?)")
     if a.min() < 0 or a.max() > 255:
         raise ValueError("pixel values outside 0..255")
     return a.astype(np.uint8).reshape(side, side)
@@ -170,7 +183,7 @@ def _read_fer2013_csv(b: Builder, tree: SourceTree, csvs: list[str]) -> tuple[st
                 b.add_corrupt(file, f"emotion {row[ie]!r} is not 0..6")
                 continue
             try:
-                arr = parse_pixels(row[ip])
+                arr = parse_pixels(row[ip], MIN_CSV_SIDE)
             except ValueError as e:
                 b.add_corrupt(file, str(e))
                 continue
@@ -393,7 +406,7 @@ def _ferplus_from_fer2013_csv(b: Builder, tree: SourceTree, new: str, fer_csv: s
         (_, split, name, _), lab, sl = want.pop(i)
         ip = header.index("pixels") if "pixels" in header else -1
         try:
-            arr = parse_pixels(row[ip])
+            arr = parse_pixels(row[ip], MIN_CSV_SIDE)
         except (ValueError, IndexError) as e:
             b.add_corrupt(f"{tree.where(fer_csv)} data row {i}", str(e))
             continue

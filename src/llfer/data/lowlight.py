@@ -92,7 +92,7 @@ def read_lol(
         b.report["unpaired_files"] = unpaired[:50]
         b.report["unpaired_count"] = len(unpaired)
         return b.finish(NONE_CLASSES, layout="paired low/high folders",
-                        expected_splits=sorted({s for _, _, s in pairs}))
+                        expected_splits=sorted({s for _, _, s in pairs}), min_classes=1)
 
 
 def _by_key(files: list[str]) -> dict[str, str]:
@@ -128,4 +128,5 @@ def read_unpaired(
                 b.add_corrupt(tree.where(f), f"{type(e).__name__}: {e}")
                 continue
             b.add(data, file=tree.where(f), id=i, split="test", label=0, label_name="none", source=f)
-        return b.finish(NONE_CLASSES, layout="unpaired image files", expected_splits=["test"])
+        return b.finish(NONE_CLASSES, layout="unpaired image files", expected_splits=["test"], min_classes=1,
+                        rotate=True)

@@ -175,24 +175,87 @@ def write_dataset(
 
 
 def read_dataset(path: str | os.PathLike[str], mmap: bool = True) -> Dataset:
-    """Read a dataset directory written by :func:`write_dataset`."""
+    """Read a dataset directory written by :func:`write_dataset`.
+
+    Every file is checked before it is trusted: a malformed ``images.npy``,
+    ``index.csv`` (missing column, non-integer or out-of-range label, duplicate
+    id) or ``meta.json`` raises :class:`DataError` naming the file.
+    """
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"dataset directory {path} does not exist")
     for name in ("images.npy", "index.csv", "meta.json"):
         if not (path / name).exists():
             raise DataError(f"{path}: missing {name} (not a prepared dataset?)")
-    try:
-        images = np.load(path / "images.npy", mmap_mode="r" if mmap else None)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path / 'images.npy'}: unreadable ({e})") from None
-    index = pd.read_csv(path / "index.csv", dtype={"id": str, "split": str, "label_name": str, "subject": str, "source": str}, keep_default_na=False)
+    images = _load_npy(path / "images.npy", mmap)
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] not in (1, 3)):
+        raise DataError(f"{path / 'images.npy'}: expected uint8 N x H x W (x 3) images, got {images.dtype} {images.shape}")
     meta = read_json(path / "meta.json")
+    if not isinstance(meta, dict) or not isinstance(meta.get("classes"), list) or not meta["classes"]:
+        raise DataError(f"{path / 'meta.json'}: no 'classes' list (not a prepared dataset?)")
+    index = _read_index(path / "index.csv", len(meta["classes"]))
     extras = {}
     for f in sorted(path.glob("*.npy")):
         if f.name != "images.npy":
-            extras[f.stem] = np.load(f, mmap_mode="r" if mmap else None)
+            extras[f.stem] = _load_npy(f, mmap)
+            if len(extras[f.stem]) != len(index):
+                raise DataError(f"{f}: {len(extras[f.stem])} rows but {len(index)} index rows")
     return Dataset(images=images, index=index, meta=meta, extras=extras, path=path)
+
+
+def _load_npy(f: Path, mmap: bool) -> np.ndarray:
+    try:
+        a = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{f}: unreadable ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(a, np.ndarray) or a.ndim == 0:
+        raise DataError(f"{f}: not an array file")
+    return a
+
+
+def _read_index(f: Path, num_classes: int) -> pd.DataFrame:
+    """``index.csv`` with its columns and labels checked (labels integers in 0..num_classes-1, ids unique)."""
+    try:
+        index = pd.read_csv(f, dtype={"id": str, "split": str, "label_name": str, "subject": str, "source": str},
+                            keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise DataError(f"{f}: unreadable CSV ({str(e).splitlines()[0][:200]})") from None
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise DataError(f"{f}: no column(s) {', '.join(missing)} (columns: {', '.join(map(str, index.columns))})")
+    lab = pd.to_numeric(index["label"], errors="coerce")
+    bad = index["label"][lab.isna() | (lab % 1 != 0)]
+    if len(bad):
+        raise DataError(f"{f}: label {bad.iloc[0]!r} is not an integer")
+    lab = lab.astype(np.int64)
+    out = index[(lab < 0) | (lab >= num_classes)]
+    if len(out):
+        raise DataError(f"{f}: label {int(lab[out.index[0]])} of image {out['id'].iloc[0]!r} is outside "
+                        f"0..{num_classes - 1} (meta.json lists {num_classes} classes)")
+    index["label"] = lab
+    if index["id"].duplicated().any():
+        raise DataError(f"{f}: duplicate image id {index['id'][index['id'].duplicated()].iloc[0]!r}")
+    return index
+
+
+def check_same_set(ref: Dataset, other: Dataset, what: str) -> None:
+    """``other`` (a degraded or enhanced variant) has ``ref``'s classes and, row by row, its ids.
+
+    Only the rows ``other`` holds are compared (an enhanced set may keep only some splits).
+    """
+    if list(other.classes) != list(ref.classes):
+        raise DataError(f"{other.path}: classes {other.classes} differ from {ref.path}'s {ref.classes}: "
+                        f"the {what} is not made from this dataset")
+    ref_ids = ref.index.set_index("id")
+    ids = other.index["id"]
+    unknown = ids[~ids.isin(ref_ids.index)]
+    if len(unknown):
+        raise DataError(f"{other.path}: image id {unknown.iloc[0]!r} is not in {ref.path}: the {what} is not "
+                        "made from this dataset")
+    lab = ref_ids.loc[ids, "label"].to_numpy()
+    if (lab != other.index["label"].to_numpy()).any():
+        raise DataError(f"{other.path}: labels differ from {ref.path}'s for the same ids: the {what} is not made "
+                        "from this dataset")
 
 
 @dataclass
