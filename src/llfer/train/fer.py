@@ -6,7 +6,7 @@ resized to the backbone's input size and augmented *on tensors* (flip,
 rotation, shift, zoom as in seed 003, by one batched ``affine_grid``), so no
 image is decoded per epoch and no DataLoader workers are needed.  On a GPU the
 step runs under bf16 autocast.  Model and batches use channels_last memory
-format on the GPU and on the CPU (``cfg.channels_last``; on this project's CPU
+format on the GPU and on the CPU (``channels_last``, a ``runtime`` setting; on this project's CPU
 it doubles mini-Xception's training throughput, oneDNN's depthwise and
 pointwise convolutions being much faster in NHWC); evaluation runs under
 ``torch.inference_mode`` and can be done every ``cfg.eval_every`` epochs.
@@ -145,8 +145,44 @@ class TrainResult:
 def _save_ckpt(path: Path, state: dict[str, Any]) -> None:
     from ..io import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace_check=False) as tmp:  # our own resume file, rewritten every epoch
         torch.save(state, tmp)
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where: str, min_classes: int = 2) -> None:
+    """Labels are integers in 0..num_classes-1, of at least ``min_classes`` distinct classes."""
+    if num_classes < 2:
+        raise LlferError(f"{where}: {num_classes} class(es); a classifier needs at least 2")
+    y = np.asarray(labels)
+    if not len(y):
+        return
+    if not np.issubdtype(y.dtype, np.integer):
+        raise LlferError(f"{where}: labels must be integers, got {y.dtype}")
+    bad = y[(y < 0) | (y >= num_classes)]
+    if len(bad):
+        raise LlferError(f"{where}: label {int(bad[0])} outside 0..{num_classes - 1} ({len(bad)} such labels)")
+    present = np.unique(y)
+    if len(present) < min_classes:
+        raise LlferError(f"{where}: only class {present.tolist()} present; a classifier needs at least "
+                         f"{min_classes} classes")
+
+
+def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """The resume file written by :func:`_save_last`, loaded with ``weights_only=True`` (no pickled code)."""
+    try:
+        st = torch.load(path, map_location=device, weights_only=True)
+    except Exception:  # noqa: BLE001 - any failure means the file is not ours; never retry unsafely
+        raise LlferError(f"{path}: not a valid llfer resume checkpoint (delete it to start over, "
+                         "or run without --resume)") from None
+    missing = [k for k in _RESUME_KEYS if not isinstance(st, dict) or k not in st]
+    if missing:
+        raise LlferError(f"{path}: not a valid llfer resume checkpoint (missing {', '.join(missing)}); "
+                         "delete it to start over, or run without --resume")
+    return st
+
+
+_RESUME_KEYS = ("model", "optimizer", "generator", "history_keys", "history", "best_acc", "best_epoch", "epoch",
+                "stale", "best_model")
 
 
 def _save_last(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
@@ -174,11 +210,14 @@ def train_classifier(
     resume: bool = False,
     progress: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    eval_batch_size: int = 512,
+    channels_last: bool = True,
 ) -> TrainResult:
     """Train ``model`` on uint8 ``train`` = (images, labels); select the best epoch on ``val``.
 
     ``checkpoint``: path of a resumable ``last.pt`` written after every epoch;
-    with ``resume=True`` training continues from it.
+    with ``resume=True`` training continues from it.  ``eval_batch_size`` and
+    ``channels_last`` change speed, not results (params ``runtime``).
     """
     from tqdm.auto import tqdm
 
@@ -186,13 +225,15 @@ def train_classifier(
     xtr, ytr = train
     if len(xtr) == 0:
         raise LlferError("empty training set")
+    check_labels(ytr, num_classes, "training labels")
+    if val is not None:
+        check_labels(val[1], num_classes, "validation labels", min_classes=1)
     if cfg.max_train and len(xtr) > cfg.max_train:
         sel = np.random.default_rng(seed).choice(len(xtr), cfg.max_train, replace=False)
         xtr, ytr = xtr[np.sort(sel)], ytr[np.sort(sel)]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     is_cuda = device.type == "cuda"
-    channels_last = cfg.channels_last is not False
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -210,12 +251,16 @@ def train_classifier(
     best_acc, best_epoch, best_state, start_epoch, stale = -1.0, -1, None, 0, 0
     ckpt = Path(checkpoint) if checkpoint else None
     if resume and ckpt is not None and ckpt.exists():
-        st = torch.load(ckpt, map_location=device, weights_only=True)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        gen.set_state(st["generator"])
-        history = [{k: v for k, v in zip(st["history_keys"], row) if not math.isnan(v)} for row in st["history"].tolist()]
-        best_acc, best_epoch, start_epoch, stale = float(st["best_acc"]), int(st["best_epoch"]), int(st["epoch"]) + 1, int(st["stale"])
+        st = load_resume_state(ckpt, device)
+        try:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            gen.set_state(st["generator"])
+            history = [{k: v for k, v in zip(st["history_keys"], row) if not math.isnan(v)} for row in st["history"].tolist()]
+            best_acc, best_epoch, start_epoch, stale = float(st["best_acc"]), int(st["best_epoch"]), int(st["epoch"]) + 1, int(st["stale"])
+        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise LlferError(f"{ckpt}: resume checkpoint does not fit this run ({str(e).splitlines()[0][:200]}); "
+                             "delete it to start over, or run without --resume") from None
         best_state = st["best_model"]
     t0 = time.perf_counter()
     n = len(x_train)
@@ -259,7 +304,7 @@ def train_classifier(
                 _save_last(ckpt, model, opt, gen, history, best_acc, best_epoch, epoch, stale, best_state)
             continue
         if x_val is not None:
-            logits_v = predict(model, x_val, input_size, device, cfg.eval_batch_size)
+            logits_v = predict(model, x_val, input_size, device, eval_batch_size)
             yv = torch.as_tensor(y_val)
             lv = torch.from_numpy(logits_v)
             row["val_loss"] = float(F.cross_entropy(lv, yv))
@@ -283,9 +328,9 @@ def train_classifier(
     if best_state is not None:
         model.load_state_dict(best_state)
     if cfg.bn_recalibrate:
-        recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.eval_batch_size)
+        recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.bn_batch_size)
         if x_val is not None:
-            best_acc = float((torch.from_numpy(predict(model, x_val, input_size, device, cfg.eval_batch_size)).argmax(1)
+            best_acc = float((torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size)).argmax(1)
                               == torch.as_tensor(y_val)).float().mean())
     model.eval()
     return TrainResult(model=model, history=history, best_epoch=best_epoch, best_val_acc=best_acc,
