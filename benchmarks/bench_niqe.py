@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
 
-    from llfer.metrics.quality import niqe
+    from llfer.metrics.niqe import niqe
 
     ref = load_basicsr_niqe(args.basicsr)
     if ref is None:

@@ -16,7 +16,8 @@ from ..data.store import read_dataset
 from ..device import resolve_device
 from ..errors import DataError
 from ..io import atomic_dir, write_json
-from ..metrics.quality import niqe, psnr, ssim
+from ..metrics.niqe import niqe
+from ..metrics.quality import psnr, ssim
 from .args import SubParsers, add_common, params_of
 from .enhance import enhancer_dirs
 
