@@ -35,14 +35,17 @@ def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor)
     return torch.outer(g, g).expand(channels, 1, size, size).contiguous()
 
 
-def ssim(
+def gaussian_ssim(
     x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5,
     c1: float = 0.01**2, c2: float = 0.03**2,
 ) -> torch.Tensor:
-    """Mean SSIM (Wang et al. 2004) with a Gaussian window (11, sigma 1.5), per channel, 'valid' windows.
+    """Differentiable batch-mean SSIM (Wang et al. 2004) with a Gaussian window (11, sigma 1.5), for losses.
 
-    Data range 1 (c1 = 0.01^2, c2 = 0.03^2 as in LLENet eq. 10).  Images smaller
-    than the window use the largest odd window that fits.
+    Per channel, 'valid' windows, one scalar for the whole batch.  Data range 1
+    (c1 = 0.01^2, c2 = 0.03^2 as in LLENet eq. 10).  Images smaller than the
+    window use the largest odd window that fits.  Not the quality metric: the
+    per-image score of scikit-image's definition (7 x 7 uniform window) is
+    :func:`llfer.metrics.quality.ssim`.
     """
     size = min(window, x.shape[-2], x.shape[-1])
     size = size if size % 2 else size - 1
@@ -60,7 +63,7 @@ def ssim(
 
 def ssim_loss(x: torch.Tensor, y: torch.Tensor, **kw: float) -> torch.Tensor:
     """1 - SSIM(x, y) (LLENet eq. 10)."""
-    return 1.0 - ssim(x, y, **kw)
+    return 1.0 - gaussian_ssim(x, y, **kw)
 
 
 # -- colour spaces ----------------------------------------------------------------------------------
