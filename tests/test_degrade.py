@@ -73,7 +73,8 @@ def test_expand_variants_names_and_combos():
 # ---------------------------------------------------------------------------- batched implementations
 from PIL import Image as _Image  # noqa: E402
 
-from llfer.degrade import _poisson_invert, _poisson_tables, image_rng, resize_images  # noqa: E402
+from llfer.degrade import _poisson_invert, _poisson_tables, resize_images  # noqa: E402
+from llfer.rng import image_rng  # noqa: E402
 
 _PIL_FILTERS = {"area": _Image.Resampling.BOX, "bilinear": _Image.Resampling.BILINEAR,
                 "bicubic": _Image.Resampling.BICUBIC, "lanczos": _Image.Resampling.LANCZOS,
@@ -143,3 +144,17 @@ def test_noise_is_poisson_per_level_and_per_image(shot):
     # per image: the same id gives the same noise in any batch
     np.testing.assert_array_equal(noise(imgs[[3, 1]], ids=[ids[3], ids[1]], seed=1, shot=shot, read=0.005),
                                   noise(imgs, ids=ids, seed=1, shot=shot, read=0.005)[[3, 1]])
+
+
+def test_image_rng_streams_are_the_documented_ones():
+    """One helper serves degradations (seed, id, salt) and preprocessors (seed, name, id); the streams stay put."""
+    import zlib
+
+    def same(a, b):
+        np.testing.assert_array_equal(a.random(5), b.random(5))
+
+    crc = lambda s: zlib.crc32(s.encode("utf-8"))  # noqa: E731
+    same(image_rng(5, "img3", 1), np.random.default_rng([5, crc("img3"), 1]))
+    same(image_rng(5, "salt_pepper", "img3"), np.random.default_rng([5, crc("salt_pepper"), crc("img3")]))
+    same(image_rng(-1, "x"), np.random.default_rng([0xFFFFFFFF, crc("x")]))
+    assert image_rng(5, "img3", 1).random() != image_rng(5, "img3", 2).random()

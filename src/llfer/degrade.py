@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping, Sequence
@@ -32,18 +31,9 @@ import numpy as np
 
 from .errors import ConfigError
 from .registry import DEGRADATIONS
+from .rng import image_rng
 
 _SALT = {"dark_gamma": 1, "noise": 2}
-
-
-def id_seed(image_id: str) -> int:
-    """A stable 32-bit hash of an image id (CRC-32; independent of PYTHONHASHSEED)."""
-    return zlib.crc32(str(image_id).encode("utf-8"))
-
-
-def image_rng(seed: int, image_id: str, salt: int = 0) -> np.random.Generator:
-    """The per-image random generator used by every random degradation."""
-    return np.random.default_rng([int(seed), id_seed(image_id), int(salt)])
 
 
 @DEGRADATIONS.register("dark_pil")
@@ -83,7 +73,7 @@ def dark_gamma(
     n = len(images)
     params = np.empty((n, 3), dtype=np.float64)
     for i in range(n):
-        r = image_rng(seed, ids[i], _SALT["dark_gamma"])
+        r = image_rng(seed, str(ids[i]), _SALT["dark_gamma"])
         params[i] = r.uniform(alpha[0], alpha[1]), r.uniform(beta[0], beta[1]), r.uniform(gamma[0], gamma[1])
     levels = (np.arange(256, dtype=np.float32) / np.float32(255.0))[None, :]
     a, b, g = (params[:, k : k + 1] for k in range(3))
@@ -196,7 +186,7 @@ def noise(
         x8 = np.asarray(images[s : s + m]).reshape(m, npix)
         if table:
             for i in range(m):
-                r = image_rng(seed, ids[s + i], _SALT["noise"])
+                r = image_rng(seed, str(ids[s + i]), _SALT["noise"])
                 r.random(out=u[i])
                 if read > 0:
                     r.standard_normal(out=z[i])
@@ -204,7 +194,7 @@ def noise(
         else:
             y = np.empty((m, npix), dtype=np.float64)
             for i in range(m):
-                r = image_rng(seed, ids[s + i], _SALT["noise"])
+                r = image_rng(seed, str(ids[s + i]), _SALT["noise"])
                 x = x8[i] / 255.0
                 y[i] = shot * r.poisson(x / shot) if shot > 0 else x
                 if read > 0:

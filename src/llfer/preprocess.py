@@ -8,7 +8,7 @@ mapping uint8 N x H x W (grey) or N x H x W x 3 (RGB) to uint8, so the fast
 data path stays uint8 end to end.  ``ids`` are the images' dataset ids,
 ``train`` says whether the images are training images (``salt_pepper`` only
 acts then) and ``seed`` is the run's seed; per-image randomness comes from
-``np.random.default_rng([seed, crc32(name), crc32(id)])``, never from the
+:func:`llfer.rng.image_rng` ``(seed, name, id)``, never from the
 batch order.  Chains are applied by :func:`apply_preprocessors`.
 
 Fixed mappings back to uint8 (the same for every image, so train and test
@@ -27,13 +27,13 @@ agree):
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .errors import ConfigError, LlferError
 from .registry import PREPROCESSORS, check_kwargs
+from .rng import image_rng
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's RGB2GRAY
 
@@ -49,13 +49,6 @@ def _check(images: np.ndarray, ids: Sequence[str] | None = None, name: str = "")
     if ids is not None and len(ids) != len(images):
         raise LlferError(f"{where}{len(ids)} ids for {len(images)} images")
     return images
-
-
-def image_rng(seed: int, name: str, image_id: str) -> np.random.Generator:
-    """The generator of one image: a stable function of (seed, preprocessor, id)."""
-    return np.random.default_rng(
-        [int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode()), zlib.crc32(str(image_id).encode())]
-    )
 
 
 def to_gray(images: np.ndarray) -> np.ndarray:
@@ -184,7 +177,7 @@ def salt_pepper(
     out = images.copy()
     hw = images.shape[1:3]
     for i, image_id in enumerate(ids):
-        u = image_rng(seed, "salt_pepper", image_id).random(hw)
+        u = image_rng(seed, "salt_pepper", str(image_id)).random(hw)
         out[i][u < rate * (1.0 - salt_ratio)] = 0
         out[i][(u >= rate * (1.0 - salt_ratio)) & (u < rate)] = 255
     return out
