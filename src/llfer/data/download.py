@@ -11,10 +11,15 @@
   point outside the destination.
 * :func:`check_member_name` is the same name check, used by the readers that
   read zip members directly without extracting them.
+* :func:`check_member_size` caps a member's declared size and compression
+  ratio before it is read (zip bombs): :data:`LIMITS`, set from
+  ``dataset.max_member_mb`` / ``dataset.max_compression_ratio`` by
+  :func:`archive_limits`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -27,7 +32,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import DataError
 
@@ -81,7 +88,10 @@ def resolve_source(source: str | os.PathLike[str], sha256: str | None, cache_dir
         if not path.exists():
             raise DataError(f"dataset source {path} does not exist")
         want = _norm_sha(sha256, str(path))
-        if want is not None and path.is_file():
+        if want is not None and path.is_dir():
+            raise DataError(f"{path}: sha256 is given but the source is a folder; a checksum applies to a file "
+                            "or a download (give the archive, or set dataset.sha256 to null)")
+        if want is not None:
             got = sha256_file(path)
             if got != want:
                 raise DataError(f"{path}: sha256 mismatch (expected {want}, got {got})")
@@ -139,6 +149,46 @@ def _download(url: str, target: Path, want: str | None) -> None:
 
 
 # --------------------------------------------------------------------------- archive safety
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Caps checked before an archive member is read: its declared size, and its compression
+    ratio (uncompressed / compressed) for members over ``ratio_from_bytes``.  The defaults fit every
+    real dataset llfer reads (the largest member, FER2013's 290 MB CSV, compresses about 3x;
+    image members about 1x; ferplus.zip's largest ratio is 9x); a zip bomb is 1000x."""
+
+    max_member_mb: float = 1024.0
+    max_ratio: float = 100.0
+    ratio_from_bytes: int = 1 << 20
+
+
+LIMITS = ArchiveLimits()
+
+
+@contextlib.contextmanager
+def archive_limits(max_member_mb: float | None = None, max_ratio: float | None = None) -> Iterator[ArchiveLimits]:
+    """Use other caps inside the ``with`` block (``llfer prepare`` passes the dataset params)."""
+    global LIMITS
+    old = LIMITS
+    LIMITS = ArchiveLimits(max_member_mb if max_member_mb is not None else old.max_member_mb,
+                           max_ratio if max_ratio is not None else old.max_ratio, old.ratio_from_bytes)
+    try:
+        yield LIMITS
+    finally:
+        LIMITS = old
+
+
+def check_member_size(archive: str | os.PathLike[str], name: str, size: int, compressed: int | None) -> None:
+    """Refuse (naming the member) a member larger than the cap or compressed more than the ratio cap."""
+    lim = LIMITS
+    if size > lim.max_member_mb * (1 << 20):
+        raise DataError(f"{archive}: refusing archive member {name!r}: {size / (1 << 20):.0f} MB uncompressed, "
+                        f"more than dataset.max_member_mb={lim.max_member_mb:g}")
+    if compressed is not None and size > lim.ratio_from_bytes and size > lim.max_ratio * max(compressed, 1):
+        raise DataError(f"{archive}: refusing archive member {name!r}: compressed {size / max(compressed, 1):.0f}x "
+                        f"({compressed} -> {size} bytes), more than dataset.max_compression_ratio="
+                        f"{lim.max_ratio:g} (a zip bomb?)")
 
 
 def check_member_name(name: str, archive: str | os.PathLike[str]) -> str:
@@ -214,8 +264,10 @@ def _extract_zip(archive: Path, dest_real: str) -> None:
         raise DataError(f"{archive}: unreadable zip file ({e})") from None
     with zf:
         infos = zf.infolist()
-        for info in infos:  # check every name before writing anything
+        for info in infos:  # check every name and size before writing anything
             check_member_name(info.filename, archive)
+            if not info.is_dir():
+                check_member_size(archive, info.filename, info.file_size, info.compress_size)
         for info in infos:
             rel = check_member_name(info.filename, archive)
             if not rel:
@@ -243,12 +295,21 @@ def _extract_tar(archive: Path, dest_real: str) -> None:
         tf = tarfile.open(archive)
     except (tarfile.TarError, OSError) as e:
         raise DataError(f"{archive}: unreadable tar file ({e})") from None
+    packed = os.path.getsize(archive)
+    total = 0
     with tf:
         try:
             for member in tf:
                 rel = check_member_name(member.name, archive)
                 if not rel:
                     continue
+                if member.isfile():
+                    check_member_size(archive, member.name, member.size, None)
+                    total += member.size
+                    if total > LIMITS.ratio_from_bytes and total > LIMITS.max_ratio * packed:
+                        raise DataError(f"{archive}: refusing archive member {member.name!r}: the members so far "
+                                        f"hold {total} bytes, {total / packed:.0f}x the archive, more than "
+                                        f"dataset.max_compression_ratio={LIMITS.max_ratio:g} (a tar bomb?)")
                 target = _safe_target(dest_real, rel, archive, member.name)
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)

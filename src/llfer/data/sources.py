@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from ..errors import DataError
-from .download import check_member_name, safe_extract, _is_tar
+from .download import _is_tar, check_member_name, check_member_size, safe_extract
 
 _JUNK_NAMES = {"thumbs.db", "desktop.ini"}
 
@@ -154,6 +154,7 @@ class ZipTree(SourceTree):
                     if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
                         raise DataError(f"{archive}: refusing link {info.filename!r} -> {target!r}: it points outside the archive")
                     continue  # links inside the archive are not followed
+                check_member_size(archive, info.filename, info.file_size, info.compress_size)
                 self._info[rel] = info
         except DataError:
             self.zf.close()
