@@ -43,3 +43,20 @@ def tiny_prepared(tmp_path: Path) -> Path:
     base = np.array([60, 130, 200])[idx["label"].to_numpy()]
     imgs = np.clip(base[:, None, None] + rng.normal(0, 10, (60, 16, 16)), 0, 255).astype(np.uint8)
     return write_dataset(tmp_path / "prepared", imgs, idx, classes=classes)
+
+
+@pytest.fixture(scope="session")
+def dvc_repo(tmp_path_factory: pytest.TempPathFactory):
+    """A shrunk scratch copy of this repository after one `dvc repro` (tests/dvc_scratch.py), shared by the DVC tests.
+
+    Attributes: ``root``, ``env``, ``output`` (what that first `dvc repro` printed, with every stage's
+    imports listed by ``PYTHONPROFILEIMPORTTIME``) and ``lock`` (output path -> md5 after it).  A test
+    that changes params or files puts them back.
+    """
+    from types import SimpleNamespace
+
+    from dvc_scratch import lock_outs, make_scratch, run
+
+    root, env = make_scratch(tmp_path_factory.mktemp("dvc") / "repo")
+    out = run(["dvc", "repro"], root, {**env, "PYTHONPROFILEIMPORTTIME": "1"}).stdout
+    return SimpleNamespace(root=root, env=env, output=out, lock=lock_outs(root))
