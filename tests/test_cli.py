@@ -82,7 +82,7 @@ def test_unknown_enhancer(tmp_path, capsys):
     assert main(["check", "--params", str(p)]) == 2
     line = _err(capsys)
     assert "enhancer: unknown enhancer 'brightest'" in line and "allowed:" in line
-    assert main(["enhance", "nosuch", "--degraded", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert main(["enhance", "nosuch", "--degraded", str(tmp_path / "deg"), "--out", str(tmp_path / "o")]) == 2
     assert "nosuch" in _err(capsys)
 
 

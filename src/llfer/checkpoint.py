@@ -30,9 +30,24 @@ def load_classifier(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"classifier checkpoint {path} does not exist")
-    with safe_open(str(path), framework="pt") as f:
-        cfg = json.loads((f.metadata() or {})["config"])
-    model = BACKBONES.build(cfg["backbone"], **cfg["options"])
-    model.load_state_dict(load_file(str(path)))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for any damage
+        raise DataError(f"{path}: not a valid classifier checkpoint ({str(e).splitlines()[0][:200]})") from None
+    try:
+        cfg = json.loads(meta["config"])
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("options"), dict) or "backbone" not in cfg:
+            raise ValueError
+    except (KeyError, ValueError):
+        raise DataError(f"{path}: no llfer config (backbone, options) in its metadata; not a checkpoint "
+                        "written by llfer train-fer") from None
+    try:
+        model = BACKBONES.build(cfg["backbone"], key=f"{path}: backbone", **cfg["options"])
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: weights do not fit its {cfg['backbone']!r} config "
+                        f"({str(e).splitlines()[0][:200]})") from None
     model.eval()
     return model, cfg

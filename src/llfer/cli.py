@@ -4,7 +4,11 @@ The stage commands come from the stage modules (:data:`llfer.pipeline.STAGES`).
 
 Settings come from a params file (``--params``, default ``params.yaml`` when it
 exists, else built-in defaults); paths come from the command line.  Errors in
-the user's input end with one line ``llfer: error: ...`` and exit status 2.
+the user's input end with one line ``llfer: error: ...`` and exit status 2
+(``--debug`` also prints the traceback).  Before any work, every output path is
+checked: it may not be, contain or lie inside an input, and an existing one is
+replaced only when llfer wrote it (or with ``--force``).  Ctrl-C (status 130)
+and SIGTERM (status 143) leave no temporary files behind.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import traceback
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from .config import _import_registries
 from .errors import LlferError
+from .io import check_outputs, set_force
 from .pipeline import STAGES
 from .pipeline.args import add_common, params_of
 from .registry import ALL, Entry
@@ -89,7 +97,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     for stage in STAGES:
         stage.add_command(sub)
+    ap.add_argument("--debug", action="store_true", help="on an error, also print the traceback")
+    for name, sp in sub.choices.items():
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an error, also print the traceback")
+        if name in STAGE_IO:
+            sp.add_argument("--force", action="store_true",
+                            help="replace existing outputs even when llfer does not recognise them as its own")
     return ap
+
+
+#: per stage command: the options naming its outputs and those naming its inputs (checked before any work)
+STAGE_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "prepare": (("out",), ("source",)),
+    "degrade": (("out",), ("prepared",)),
+    "train-enhancer": (("out",), ("prepared", "degraded")),
+    "enhance": (("out",), ("degraded", "model")),
+    "quality": (("out", "plots"), ("prepared", "degraded", "enhanced", "models")),
+    "train-fer": (("model_out", "metrics", "plots"), ("prepared", "degraded", "enhanced")),
+    "evaluate": (("out",), ("models", "prepared", "degraded", "enhanced")),
+    "cv": (("out",), ("prepared", "degraded", "enhanced")),
+    "report": (("out", "plots"), ()),
+}
+
+
+def _opt(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def check_stage_paths(args: argparse.Namespace) -> None:
+    """Refuse outputs that are, contain or lie inside an input, or that may not be replaced (see :mod:`llfer.io`)."""
+    outs, ins = STAGE_IO[args.command]
+    inputs = [(_opt(d), getattr(args, d, None)) for d in ins]
+    if args.command == "report":  # reads the per-stage metrics under --metrics, writes beside them
+        root = Path(args.metrics)
+        inputs += [(f"--metrics {name}", root / name) for name in ("fer", "tte.json", "quality.json", "cv.json")]
+    params = getattr(args, "params", None) or "params.yaml"
+    if Path(params).is_file():
+        inputs.append(("--params", params))
+    check_outputs([(_opt(d), getattr(args, d, None)) for d in outs], inputs)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the ``finally`` blocks remove the temporaries."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,11 +152,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
     if getattr(args, "no_progress", False) or os.environ.get("LLFER_NO_PROGRESS"):
         os.environ["TQDM_DISABLE"] = "1"
+    debug = bool(getattr(args, "debug", False))
+    set_force(getattr(args, "force", False))
     try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        if args.command in STAGE_IO:
+            check_stage_paths(args)
         return int(args.func(args) or 0)
     except LlferError as e:
+        if debug:
+            traceback.print_exc()
         print(f"llfer: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("llfer: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("llfer: interrupted", file=sys.stderr)
         return 130
@@ -115,9 +182,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         return 141
     except OSError as e:
+        if debug:
+            traceback.print_exc()
         name = getattr(e, "filename", None)
         print(f"llfer: error: {name + ': ' if name else ''}{e.strerror or e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - a bug, not bad input: one line, the traceback with --debug
+        if debug:
+            traceback.print_exc()
+        msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        print(f"llfer: internal error: {type(e).__name__}{': ' + msg if msg else ''} "
+              "(a bug in llfer; run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        set_force(False)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

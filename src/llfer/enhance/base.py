@@ -205,10 +205,18 @@ class LearnedEnhancer(Enhancer):
             raise LlferError(f"{path}: not a readable safetensors checkpoint ({e})") from None
         if meta.get("enhancer") not in (None, cls.name):
             raise LlferError(f"{path}: checkpoint is for enhancer {meta.get('enhancer')!r}, not {cls.name!r}")
-        config = json.loads(meta.get("config", "{}"))
+        try:
+            config = json.loads(meta.get("config", "{}"))
+            if not isinstance(config, dict):
+                raise ValueError
+        except ValueError:
+            raise LlferError(f"{path}: malformed enhancer config in its metadata") from None
         config.update(overrides)
         obj = cls(**config)
-        missing, unexpected = obj.model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = obj.model.load_state_dict(state, strict=False)
+        except RuntimeError as e:
+            raise LlferError(f"{path}: weights do not fit {cls.name} ({str(e).splitlines()[0][:200]})") from None
         if missing or unexpected:
             raise LlferError(f"{path}: weights do not fit {cls.name} (missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
         obj.model.eval()

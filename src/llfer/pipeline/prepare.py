@@ -10,6 +10,7 @@ from typing import Any
 from ..config import Params
 from ..data.download import resolve_source
 from ..errors import ConfigError
+from ..io import check_outputs
 from ..registry import DATASETS
 from .args import SubParsers, add_common, params_of
 
@@ -24,6 +25,7 @@ def run_prepare(p: Params, out: Path, source: str | None = None, sha256: str | N
     path = None
     if src is not None:
         path = resolve_source(str(src), digest, Path(p.dataset.cache_dir))
+        check_outputs([("--out", out)], [("dataset source", path)])
     elif name != "synthetic":
         raise ConfigError(f"dataset.source: dataset {name!r} needs a source (a local path or a URL)")
     # dataset.options belong to dataset.name; another --dataset starts from its reader's defaults.

@@ -19,12 +19,12 @@ from .args import SubParsers, add_common, params_of
 def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) -> dict[str, Any]:
     """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart."""
     metrics_dir = Path(metrics_dir)
-    runs = {f.stem: read_json(f) for f in sorted((metrics_dir / "fer").glob("*.json"))}
+    runs = {f.stem: _metrics(f, ("test_acc", "test_macro_f1")) for f in sorted((metrics_dir / "fer").glob("*.json"))}
     if not runs:
         raise DataError(f"{metrics_dir / 'fer'}: no FER metrics found (run train_fer first)")
-    tte = read_json(metrics_dir / "tte.json") if (metrics_dir / "tte.json").exists() else {}
-    quality = read_json(metrics_dir / "quality.json") if (metrics_dir / "quality.json").exists() else {}
-    cv = read_json(metrics_dir / "cv.json") if (metrics_dir / "cv.json").exists() else {}
+    tte = _metrics(metrics_dir / "tte.json", (), nested=True) if (metrics_dir / "tte.json").exists() else {}
+    quality = _metrics(metrics_dir / "quality.json", (), nested=True) if (metrics_dir / "quality.json").exists() else {}
+    cv = _metrics(metrics_dir / "cv.json", ("accuracy_mean", "accuracy_std", "folds")) if (metrics_dir / "cv.json").exists() else {}
     rows = []
     notes: list[str] = []
     for name, m in runs.items():
@@ -73,6 +73,22 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
         (tmp / "results.md").write_text(_markdown_table(table) + "".join(f"\n{n}\n" for n in notes))
         plots.accuracy_chart(table, tmp / "accuracy.png")
     return summary
+
+
+def _metrics(f: Path, keys: tuple[str, ...], nested: bool = False) -> dict[str, Any]:
+    """A metrics file checked before it is used: a JSON object with number ``keys`` (``nested``: an object of
+    objects, as tte.json and quality.json); anything else raises DataError naming the file and the key."""
+    m = read_json(f, kind=dict)
+    for k in keys:
+        if not isinstance(m.get(k), (int, float)) or isinstance(m.get(k), bool):
+            raise DataError(f"{f}: no number {k!r} ({'missing' if k not in m else repr(m[k])}); "
+                            "not a metrics file of this stage (re-run it)")
+    for k, v in m.items():
+        if nested and not (isinstance(v, dict) and all(isinstance(x, (int, float, dict)) for x in v.values())):
+            raise DataError(f"{f}: entry {k!r} is not an object of numbers; not a metrics file of this stage (re-run it)")
+        if k.startswith("acc_") and not isinstance(v, (int, float)):
+            raise DataError(f"{f}: {k!r} is not a number")
+    return m
 
 
 def _acc(m: dict[str, Any]) -> dict[str, float]:
