@@ -5,19 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-import llfer.models  # noqa: F401  (registers the backbones)
 from llfer.errors import ConfigError, LlferError
 from llfer.registry import BACKBONES
+from test_registries import BACKBONE_EXPECT, slow_if_big
 
 torch.set_num_threads(1)
 
-SMALL = ["mini_xception", "efcnet", "resnet18"]
-ALL = ["mini_xception", "efcnet", "resnet18", "resnet50", "inception_resnet_v2", "alexnet"]
-
-
-def _need(name: str) -> None:
-    if name not in BACKBONES:
-        pytest.skip(f"backbone {name} not registered")
+# every registered backbone is built, run forward and backward and counted in tests/test_registries.py
+SMALL = [n for n in BACKBONES.names() if BACKBONE_EXPECT[n]["quick_overfit"]]
 
 
 def _counts(model: torch.nn.Module) -> tuple[int, int]:
@@ -28,21 +23,8 @@ def _counts(model: torch.nn.Module) -> tuple[int, int]:
 
 # ------------------------------------------------------------ small nets --
 @pytest.mark.parametrize("name", SMALL)
-@pytest.mark.parametrize("size", [48, 32])
-def test_small_forward_shapes(name, size):
-    _need(name)
-    torch.manual_seed(0)
-    m = BACKBONES.build(name, num_classes=7, in_channels=1, input_size=size).eval()
-    with torch.no_grad():
-        out = m(torch.rand(2, 1, size, size))
-    assert out.shape == (2, 7)
-    assert torch.isfinite(out).all()
-
-
-@pytest.mark.parametrize("name", SMALL)
 def test_small_overfit(name):
     """A few Adam steps on 8 fixed images lower the loss clearly."""
-    _need(name)
     torch.manual_seed(0)
     m = BACKBONES.build(name, num_classes=4, in_channels=1, input_size=32).train()
     x = torch.rand(8, 1, 32, 32)
@@ -60,7 +42,6 @@ def test_small_overfit(name):
 
 def test_mini_xception_param_count():
     """58,423 in Keras terms (paper/seed 001) = torch params + BN running stats."""
-    _need("mini_xception")
     params, stats = _counts(BACKBONES.build("mini_xception"))
     assert abs(params + stats - 58_423) <= 0.05 * 58_423
     assert params + stats == 58_423  # exact for the reference layout
@@ -68,7 +49,6 @@ def test_mini_xception_param_count():
 
 
 def test_unknown_option_fails():
-    _need("mini_xception")
     with pytest.raises(ConfigError, match="unknown parameter"):
         BACKBONES.build("mini_xception", dropout=0.5)
     with pytest.raises(TypeError):
@@ -76,7 +56,6 @@ def test_unknown_option_fails():
 
 
 def test_mini_xception_small_inputs():
-    _need("mini_xception")
     m = BACKBONES.build("mini_xception", input_size=8).eval()
     with torch.no_grad():
         assert m(torch.rand(2, 1, 8, 8)).shape == (2, 7)
@@ -85,7 +64,6 @@ def test_mini_xception_small_inputs():
 
 
 def test_scratch_normalisation_first_op():
-    _need("mini_xception")
     m = BACKBONES.build("mini_xception")
     x = torch.tensor([0.0, 0.5, 1.0]).view(1, 1, 1, 3)
     assert torch.allclose(m.input_adapter(x).flatten(), torch.tensor([-1.0, 0.0, 1.0]))
@@ -94,7 +72,6 @@ def test_scratch_normalisation_first_op():
 # -------------------------------------------------------- local weights --
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_local_weights_roundtrip(tmp_path, suffix):
-    _need("mini_xception")
     torch.manual_seed(1)
     src = BACKBONES.build("mini_xception").eval()
     # make BN stats non-trivial so that buffers are checked too
@@ -116,7 +93,6 @@ def test_local_weights_roundtrip(tmp_path, suffix):
 
 
 def test_local_weights_errors(tmp_path):
-    _need("mini_xception")
     with pytest.raises(LlferError, match="does not exist"):
         BACKBONES.build("mini_xception", pretrained=str(tmp_path / "nope.pth"))
     other = BACKBONES.build("mini_xception", num_classes=3)
@@ -128,31 +104,6 @@ def test_local_weights_errors(tmp_path):
 
 
 # ------------------------------------------------------------- all nets --
-@pytest.mark.parametrize("name", ALL)
-def test_registered_with_description(name):
-    assert name in BACKBONES
-    e = BACKBONES.entry(name)
-    assert e.description
-    for k in ("num_classes", "in_channels", "input_size", "pretrained"):
-        assert k in e.defaults
-    assert e.defaults["pretrained"] is False
-
-
-@pytest.mark.parametrize("name", [
-    "resnet50", "alexnet", pytest.param("inception_resnet_v2", marks=pytest.mark.slow)])
-def test_big_forward_backward(name):
-    torch.manual_seed(0)
-    m = BACKBONES.build(name, num_classes=5, in_channels=1, input_size=48).train()
-    assert all(p.requires_grad for p in m.parameters())  # scratch: nothing frozen
-    x = torch.rand(2, 1, 48, 48)
-    out = m(x)
-    assert out.shape == (2, 5)
-    torch.nn.functional.cross_entropy(out, torch.tensor([0, 3])).backward()
-    grads = [p.grad for p in m.parameters() if p.requires_grad]
-    assert all(g is not None for g in grads)
-    assert any(g.abs().sum() > 0 for g in grads)
-
-
 def test_inception_forward_48():
     m = BACKBONES.build("inception_resnet_v2", num_classes=7).eval()
     with torch.no_grad():
@@ -168,16 +119,16 @@ def _check_adapter(m, size):
     assert a(torch.rand(1, a.in_channels, big, big)).shape == (1, 3, big, big)
 
 
-@pytest.mark.parametrize("name", [
-    "mini_xception", "efcnet", "resnet18", "resnet50", "alexnet",
-    pytest.param("inception_resnet_v2", marks=pytest.mark.slow)])
+ADAPTER_MIN_SIZE = {"resnet50": 32, "resnet18": 32, "alexnet": 63, "inception_resnet_v2": 75}  # ImageNet nets
+
+
+@pytest.mark.parametrize("name", slow_if_big(BACKBONES.names()))
 def test_rgb_input_and_bad_channels(name):
     m = BACKBONES.build(name, num_classes=3, in_channels=3, input_size=32).eval()
     with torch.no_grad():
         assert m(torch.rand(1, 3, 32, 32)).shape == (1, 3)
-    if name in ("resnet50", "resnet18", "inception_resnet_v2", "alexnet"):
-        _check_adapter(m, {"resnet50": 32, "resnet18": 32, "alexnet": 63,
-                           "inception_resnet_v2": 75}[name])
+    if name in ADAPTER_MIN_SIZE:
+        _check_adapter(m, ADAPTER_MIN_SIZE[name])
         with pytest.raises(ConfigError):
             BACKBONES.get(name)(in_channels=2)
 
