@@ -174,9 +174,10 @@ def llfer_fit(model: nn.Module, xtr, ytr, xva, yva, size: int, epochs: int, devi
     from llfer.config import FerTrainCfg
     from llfer.train.fer import train_classifier
 
+    channels_last = cfg_kw.pop("channels_last", True)  # a runtime setting, not a FerTrainCfg field
     cfg = FerTrainCfg(epochs=epochs, batch_size=BATCH, lr=LR, weight_decay=1e-4, schedule="none", **cfg_kw)
     train_classifier(model, (xtr, ytr), (xva, yva), cfg, num_classes=7, input_size=size, device=device,
-                     seed=0, progress=False)
+                     seed=0, progress=False, channels_last=channels_last)
     if device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads for both loops (0 = torch default)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader num_workers of the conventional loop")
     ap.add_argument("--llfer-option", action="append", default=[], metavar="KEY=JSON",
-                    help="extra FerTrainCfg field for the llfer loop, e.g. channels_last=false (ablation)")
+                    help="extra FerTrainCfg field (or channels_last) for the llfer loop, e.g. channels_last=false (ablation)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--cache", default=str(REPO / "benchmarks" / "work" / "train_loop"))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train_loop.json"))

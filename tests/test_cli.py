@@ -148,7 +148,9 @@ def test_train_enhancer_uses_lol_pairs(tmp_path, capsys):
     idx = make_index(8, ["none"], splits=("train",))
     Prepared(images=high, index=idx, classes=["none"], extras={"low": (high // 8).astype(np.uint8)}).write(tmp_path / "lol")
     p = tmp_path / "p.yaml"
-    p.write_text("learned: {zerodce: {train: {iterations: 2, batch_size: 2, patch: 8}}}\nenhancer: zerodce\n")
+    # a learned entry states all its values (no code defaults)
+    p.write_text("learned: {zerodce: {model: {}, init: null, train: {iterations: 2, batch_size: 2, patch: 8, "
+                 "optimizer: adam, lr: 0.0001, weight_decay: 0.0, max_pairs: null}}}\nenhancer: zerodce\n")
     assert main(["train-enhancer", "zerodce", "--params", str(p), "--prepared", str(tmp_path / "lol"),
                  "--degraded", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 0
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
@@ -166,3 +168,15 @@ def test_closed_stdout_pipe_exits_quietly():
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141
     assert "error" not in err and "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_outside_the_repository_the_packaged_params_are_used(tmp_path, monkeypatch, capsys):
+    """Without ./params.yaml and --params, the CLI uses the defaults shipped in the package and says which file."""
+    from llfer.config import DEFAULT_PARAMS
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out.startswith(f"{DEFAULT_PARAMS}: OK")
+    (tmp_path / "params.yaml").write_text("seed: 3\n")
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out.startswith("params.yaml: OK")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llfer.config import from_dict
+from llfer.config import default_data, from_dict
 from llfer.data.store import read_dataset, write_dataset
 from llfer.errors import ConfigError, DataError
 from llfer.pipeline import run_prepare, run_quality
@@ -18,8 +18,9 @@ def _params(unpaired: list[str], **quality):
     return from_dict({
         "enhancer": "he",
         "classical": {"identity": {}, "he": {}, "gain": {}},
-        "learned": {"zerodce": {"model": {"preset": "cpu"}}},
-        "degrade": {"dark_pil": {"factors": [0.1]}, "dark_gamma": None, "lowres": None},
+        "learned": {"zerodce": {**default_data()["learned"]["zerodce"]}},
+        "degrade": {"dark_pil": {"factors": [0.1]}, "dark_gamma": None, "lowres": None, "combos": {}},
+        "fer": {"eval_on": ["clean", "dark_pil"]},  # the default also lists the variants switched off here
         "enhance": {"variants": ["dark_pil"]},
         "quality": {"niqe_upsample": 12, "niqe_max_images": 4, "unpaired": unpaired, **quality},
     })

@@ -100,8 +100,8 @@ def test_channels_last_option_and_predict_format():
     torch.manual_seed(0)
     on = train_classifier(net2(), (x, y), None, cfg, num_classes=3, input_size=12, seed=1, progress=False)
     torch.manual_seed(0)
-    off = train_classifier(net2(), (x, y), None, cfg.model_copy(update={"channels_last": False}), num_classes=3,
-                           input_size=12, seed=1, progress=False)
+    off = train_classifier(net2(), (x, y), None, cfg, num_classes=3, input_size=12, seed=1, progress=False,
+                           channels_last=False)
     assert is_channels_last(on.model) and not is_channels_last(off.model)
     # same arithmetic up to summation order
     np.testing.assert_allclose([h["train_loss"] for h in on.history], [h["train_loss"] for h in off.history], rtol=1e-3)

@@ -4,18 +4,50 @@ Every section is a pydantic model with ``extra="forbid"``: an unknown key, a
 wrong type or an unknown registry name fails before any work, with a one-line
 message naming the key (e.g. ``params.yaml: fer.train.lr: Input should be a
 valid number``) and, for names, the allowed values.
+
+One source of settings: the models state types and ranges only.  Every
+default is the value at the same key of the default params file shipped in the
+package (``llfer/params.yaml``, a copy of the repository's ``params.yaml``;
+``tests/test_config.py`` proves both, and that each field reads its own key),
+so a partial params file means "the defaults, changed here".  The entries of
+the name-keyed maps (``learned.<name>``, ``fer.input_defs.<name>``) have no
+defaults: each states all its values.  Settings that change speed but never a
+result live in ``runtime``, which no DVC stage declares as a param.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+
+#: the default params shipped in the package: a copy of the repository's params.yaml
+DEFAULT_PARAMS = Path(__file__).with_name("params.yaml")
+
+
+@lru_cache(maxsize=1)
+def default_data() -> dict[str, Any]:
+    """The default params (:data:`DEFAULT_PARAMS`) as plain data."""
+    return yaml.safe_load(DEFAULT_PARAMS.read_text())
+
+
+def _lookup(key: str) -> Any:
+    v: Any = default_data()
+    for k in key.split("."):
+        v = v[k]
+    return copy.deepcopy(v)
+
+
+def default(key: str, **constraints: Any) -> Any:
+    """A field whose default is the default params' value at the dotted ``key`` (its own place)."""
+    return Field(default_factory=lambda: _lookup(key), json_schema_extra={"params_key": key}, **constraints)
 
 
 class _Strict(BaseModel):
@@ -23,152 +55,177 @@ class _Strict(BaseModel):
 
 
 class DatasetCfg(_Strict):
-    name: str = "synthetic"
-    source: Optional[str] = None
-    sha256: Optional[str] = None
-    cache_dir: str = ".cache/downloads"
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: str = default("dataset.name")
+    source: Optional[str] = default("dataset.source")
+    sha256: Optional[str] = default("dataset.sha256")
+    cache_dir: str = default("dataset.cache_dir")
+    options: dict[str, Any] = default("dataset.options")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_follow_name(cls, data: Any) -> Any:
+        """The default ``options`` belong to the default dataset; another ``name`` starts from none."""
+        if isinstance(data, dict) and "options" not in data and data.get("name", _lookup("dataset.name")) != _lookup("dataset.name"):
+            data = {**data, "options": {}}
+        return data
 
 
 class DarkPilCfg(_Strict):
-    factors: list[float] = Field(default_factory=lambda: [0.1])
+    factors: list[float] = default("degrade.dark_pil.factors")
 
 
 class DarkGammaCfg(_Strict):
-    alpha: list[float] = Field(default_factory=lambda: [0.9, 1.0])
-    beta: list[float] = Field(default_factory=lambda: [0.5, 1.0])
-    gamma: list[float] = Field(default_factory=lambda: [1.5, 5.0])
+    alpha: list[float] = default("degrade.dark_gamma.alpha")
+    beta: list[float] = default("degrade.dark_gamma.beta")
+    gamma: list[float] = default("degrade.dark_gamma.gamma")
 
 
 class LowresCfg(_Strict):
-    sizes: list[int] = Field(default_factory=lambda: [32, 20, 15, 10, 8, 5])
-    interpolation: Literal["area", "box", "bilinear", "bicubic", "nearest", "lanczos"] = "area"
+    sizes: list[int] = default("degrade.lowres.sizes")
+    interpolation: Literal["area", "box", "bilinear", "bicubic", "nearest", "lanczos"] = default("degrade.lowres.interpolation")
 
 
 class NoiseCfg(_Strict):
-    shot: float = 0.01
-    read: float = 0.005
+    shot: float = default("degrade.noise.shot", ge=0)
+    read: float = default("degrade.noise.read", ge=0)
 
 
 class DegradeCfg(_Strict):
-    dark_pil: Optional[DarkPilCfg] = Field(default_factory=DarkPilCfg)
-    dark_gamma: Optional[DarkGammaCfg] = Field(default_factory=DarkGammaCfg)
-    lowres: Optional[LowresCfg] = Field(default_factory=LowresCfg)
-    noise: Optional[NoiseCfg] = None
-    combos: dict[str, list[str]] = Field(default_factory=dict)
+    dark_pil: Optional[DarkPilCfg] = default("degrade.dark_pil")
+    dark_gamma: Optional[DarkGammaCfg] = default("degrade.dark_gamma")
+    lowres: Optional[LowresCfg] = default("degrade.lowres")
+    noise: Optional[NoiseCfg] = default("degrade.noise")
+    combos: dict[str, list[str]] = default("degrade.combos")
 
 
 class EnhTrainCfg(_Strict):
-    iterations: int = Field(300, ge=0)
-    batch_size: int = Field(16, ge=1)
-    patch: int = Field(32, ge=0)
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(1e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    max_pairs: Optional[int] = Field(None, ge=1)
+    """Training of one learned enhancer (``learned.<name>.train``): every value stated in params."""
+
+    iterations: int = Field(ge=0)
+    batch_size: int = Field(ge=1)
+    patch: int = Field(ge=0)
+    optimizer: Literal["adam", "adamw", "sgd"]
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    max_pairs: Optional[int] = Field(ge=1)
 
 
 class LearnedCfg(_Strict):
-    model: dict[str, Any] = Field(default_factory=dict)
-    train: EnhTrainCfg = Field(default_factory=EnhTrainCfg)
-    init: Optional[str] = None
+    """One learned enhancer: network options (registry defaults for the rest), training, initial checkpoint."""
+
+    model: dict[str, Any]
+    train: EnhTrainCfg
+    init: Optional[str]
 
 
 class EnhanceCfg(_Strict):
-    variants: list[str] = Field(default_factory=lambda: ["dark_pil", "dark_gamma"])
+    variants: list[str] = default("enhance.variants")
     #: variants enhanced on every split (FER "enhanced" inputs train on them); the others only on `split`
-    all_splits: list[str] = Field(default_factory=lambda: ["dark_pil"])
-    split: str = "test"
-    batch_size: int = Field(256, ge=1)
+    all_splits: list[str] = default("enhance.all_splits")
+    split: str = default("enhance.split")
 
 
 class QualityCfg(_Strict):
-    niqe: bool = True
-    niqe_upsample: int = Field(4, ge=1)
-    niqe_max_images: int = Field(200, ge=1)
-    split: str = "test"
-    grid_images: int = Field(8, ge=1)
+    niqe: bool = default("quality.niqe")
+    niqe_upsample: int = default("quality.niqe_upsample", ge=1)
+    niqe_max_images: int = default("quality.niqe_max_images", ge=1)
+    split: str = default("quality.split")
+    grid_images: int = default("quality.grid_images", ge=1)
     # prepared unpaired low-light sets (`llfer prepare --dataset unpaired --source DIR --out DIR`):
     # NIQE of the photos and of each enhancer's output -> quality.json "unpaired:<dirname>"
-    unpaired: list[str] = Field(default_factory=list)
+    unpaired: list[str] = default("quality.unpaired")
 
 
 class AugmentCfg(_Strict):
-    flip: bool = True
-    rotation: float = Field(10.0, ge=0)
-    shift: float = Field(0.1, ge=0)
-    zoom: float = Field(0.1, ge=0)
+    flip: bool = default("fer.train.augment.flip")
+    rotation: float = default("fer.train.augment.rotation", ge=0)
+    shift: float = default("fer.train.augment.shift", ge=0)
+    zoom: float = default("fer.train.augment.zoom", ge=0)
 
 
 class FerTrainCfg(_Strict):
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=1)
-    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    momentum: float = Field(0.9, ge=0)
-    schedule: Literal["cosine", "step", "none"] = "cosine"
-    step_size: int = Field(10, ge=1)
-    step_gamma: float = Field(0.1, gt=0)
-    warmup_epochs: int = Field(0, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    class_weights: bool = False
-    patience: int = Field(0, ge=0)
-    augment: AugmentCfg = Field(default_factory=AugmentCfg)
-    eval_batch_size: int = Field(512, ge=1)
-    max_train: Optional[int] = Field(None, ge=1)
-    #: channels_last memory format for model and batches; None = on (GPU and CPU: on this CPU it
-    #: doubles mini-Xception's training throughput, see benchmarks/bench_train_loop.py)
-    channels_last: Optional[bool] = None
+    epochs: int = default("fer.train.epochs", ge=1)
+    batch_size: int = default("fer.train.batch_size", ge=1)
+    optimizer: Literal["adamw", "adam", "sgd"] = default("fer.train.optimizer")
+    lr: float = default("fer.train.lr", gt=0)
+    weight_decay: float = default("fer.train.weight_decay", ge=0)
+    momentum: float = default("fer.train.momentum", ge=0)
+    schedule: Literal["cosine", "step", "none"] = default("fer.train.schedule")
+    step_size: int = default("fer.train.step_size", ge=1)
+    step_gamma: float = default("fer.train.step_gamma", gt=0)
+    warmup_epochs: int = default("fer.train.warmup_epochs", ge=0)
+    label_smoothing: float = default("fer.train.label_smoothing", ge=0, lt=1)
+    class_weights: bool = default("fer.train.class_weights")
+    patience: int = default("fer.train.patience", ge=0)
+    augment: AugmentCfg = default("fer.train.augment")
+    #: train on a fixed random subset of at most this many training images (null: all)
+    max_train: Optional[int] = default("fer.train.max_train", ge=1)
     #: score the validation set every k epochs (and always after the last epoch); best-epoch
     #: selection and early stopping (patience counts evaluations) only see evaluated epochs
-    eval_every: int = Field(1, ge=1)
+    eval_every: int = default("fer.train.eval_every", ge=1)
     #: after training, re-estimate BatchNorm statistics on up to this many training images (0 = off)
-    bn_recalibrate: int = Field(4096, ge=0)
+    bn_recalibrate: int = default("fer.train.bn_recalibrate", ge=0)
+    #: batch size of that re-estimation (the statistics are averaged per batch, so it changes the result)
+    bn_batch_size: int = default("fer.train.bn_batch_size", ge=1)
 
 
 class FerInputCfg(_Strict):
     train: str
-    test: Optional[str] = None
+    test: Optional[str] = None  # None: the train spec
 
 
 class FerCfg(_Strict):
-    backbones: list[str] = Field(default_factory=lambda: ["mini_xception"])
-    inputs: list[str] = Field(default_factory=lambda: ["clean", "dark"])
-    enhanced_inputs: list[str] = Field(default_factory=lambda: ["enhanced"])
-    input_defs: dict[str, FerInputCfg] = Field(default_factory=lambda: {"dark": FerInputCfg(train="dark_pil")})
-    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    preprocess: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    eval_on: list[str] = Field(default_factory=lambda: ["clean"])
-    enhanced_variant: str = "dark_pil"
-    train: FerTrainCfg = Field(default_factory=FerTrainCfg)
+    backbones: list[str] = default("fer.backbones")
+    inputs: list[str] = default("fer.inputs")
+    enhanced_inputs: list[str] = default("fer.enhanced_inputs")
+    input_defs: dict[str, FerInputCfg] = default("fer.input_defs")
+    models: dict[str, dict[str, Any]] = default("fer.models")
+    preprocess: dict[str, dict[str, Any]] = default("fer.preprocess")
+    eval_on: list[str] = default("fer.eval_on")
+    enhanced_variant: str = default("fer.enhanced_variant")
+    train: FerTrainCfg = default("fer.train")
 
 
 class CvCfg(_Strict):
-    folds: int = Field(5, ge=2)
-    backbone: str = "mini_xception"
-    input: str = "clean"
-    epochs: int = Field(5, ge=1)
-    max_images: Optional[int] = Field(None, ge=10)
+    folds: int = default("cv.folds", ge=2)
+    backbone: str = default("cv.backbone")
+    input: str = default("cv.input")
+    epochs: int = default("cv.epochs", ge=1)
+    max_images: Optional[int] = default("cv.max_images", ge=10)
 
 
 class ReportCfg(_Strict):
-    headline_backbone: str = "mini_xception"
+    headline_backbone: str = default("report.headline_backbone")
+
+
+class RuntimeCfg(_Strict):
+    """How fast, not what: no stage declares these as params, so changing them re-runs nothing."""
+
+    device: Literal["auto", "cpu", "cuda"] = default("runtime.device")
+    #: torch intra-op CPU threads (null: torch's default)
+    threads: Optional[int] = default("runtime.threads", ge=1)
+    #: inference batch of the learned enhancers (pixels per batch are kept about this many 48 x 48 faces)
+    enhance_batch_size: int = default("runtime.enhance_batch_size", ge=1)
+    #: inference batch of the FER classifiers
+    eval_batch_size: int = default("runtime.eval_batch_size", ge=1)
+    #: channels_last memory format for FER training (on this project's CPU it doubles mini-Xception's
+    #: training throughput, see benchmarks/bench_train_loop.py)
+    channels_last: bool = default("runtime.channels_last")
 
 
 class Params(_Strict):
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    enhancer: str = "he"
-    dataset: DatasetCfg = Field(default_factory=DatasetCfg)
-    degrade: DegradeCfg = Field(default_factory=DegradeCfg)
-    classical: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"he": {}})
-    learned: dict[str, LearnedCfg] = Field(default_factory=dict)
-    enhance: EnhanceCfg = Field(default_factory=EnhanceCfg)
-    quality: QualityCfg = Field(default_factory=QualityCfg)
-    fer: FerCfg = Field(default_factory=FerCfg)
-    cv: CvCfg = Field(default_factory=CvCfg)
-    report: ReportCfg = Field(default_factory=ReportCfg)
+    seed: int = default("seed")
+    enhancer: str = default("enhancer")
+    dataset: DatasetCfg = default("dataset")
+    degrade: DegradeCfg = default("degrade")
+    classical: dict[str, dict[str, Any]] = default("classical")
+    learned: dict[str, LearnedCfg] = default("learned")
+    enhance: EnhanceCfg = default("enhance")
+    quality: QualityCfg = default("quality")
+    fer: FerCfg = default("fer")
+    cv: CvCfg = default("cv")
+    report: ReportCfg = default("report")
+    runtime: RuntimeCfg = default("runtime")
 
     @field_validator("classical", "learned", mode="before")
     @classmethod
@@ -268,6 +325,11 @@ def _import_registries() -> None:
     import_all()
 
 
+#: keys that moved to the ``runtime`` section (they change speed, not results)
+MOVED = {"device": "runtime.device", "enhance.batch_size": "runtime.enhance_batch_size",
+         "fer.train.eval_batch_size": "runtime.eval_batch_size", "fer.train.channels_last": "runtime.channels_last"}
+
+
 def _fmt_loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
 
@@ -284,9 +346,17 @@ def from_dict(data: Any, where: str = "params.yaml", check: bool = True) -> Para
         loc = _fmt_loc(err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + (f" (it moved to {MOVED[loc]})" if loc in MOVED else "")
         raise ConfigError(f"{where}: {loc}: {msg}") from None
     return p.check() if check else p
+
+
+def params_file(given: str | os.PathLike[str] | None = None) -> Path:
+    """The params file to use: ``given``, else ``./params.yaml`` when there is one, else :data:`DEFAULT_PARAMS`."""
+    if given is not None:
+        return Path(given)
+    local = Path("params.yaml")
+    return local if local.exists() else DEFAULT_PARAMS
 
 
 def load_params(path: str | os.PathLike[str] = "params.yaml", check: bool = True) -> Params:

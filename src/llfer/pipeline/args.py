@@ -5,24 +5,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import Params, _import_registries, load_params
+import logging
+
+import torch
+
+from ..config import Params, load_params, params_file
 from ..inputs import Roots, input_roots
+
+log = logging.getLogger("llfer")
 
 #: ``argparse``'s sub-parser collection (what ``add_subparsers`` returns)
 SubParsers = argparse._SubParsersAction
 
 
 def add_common(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--params", default="params.yaml", help="params file (default: ./params.yaml)")
+    sp.add_argument("--params", help="params file (default: ./params.yaml, else the defaults shipped with llfer)")
     sp.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def params_of(args: argparse.Namespace) -> Params:
-    path = Path(args.params)
-    if path.exists() or args.params != "params.yaml":
-        return load_params(path)
-    _import_registries()
-    return Params().check()
+    """The validated params of ``--params`` (see :func:`llfer.config.params_file`); says which file, applies ``runtime``."""
+    path = params_file(args.params)
+    args.params = str(path)
+    log.info("params: %s", path)
+    p = load_params(path)
+    if p.runtime.threads:
+        torch.set_num_threads(p.runtime.threads)
+    return p
 
 
 def roots_of(args: argparse.Namespace, p: Params) -> Roots:

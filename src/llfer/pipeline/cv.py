@@ -43,7 +43,7 @@ def run_cv(p: Params, roots: Roots, out_json: Path, progress: bool = True) -> di
     if k < 2:
         raise DataError(f"cv: a class has fewer than 2 images; cannot run {p.cv.folds}-fold CV")
     skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=p.seed)
-    device = resolve_device(p.device)
+    device = resolve_device(p.runtime.device)
     tcfg = p.fer.train.model_copy(update={"epochs": p.cv.epochs, "patience": 0})
     folds = []
     for f, (tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
@@ -51,8 +51,9 @@ def run_cv(p: Params, roots: Roots, out_json: Path, progress: bool = True) -> di
         in_ch = 1 if xtr_all.ndim == 3 else xtr_all.shape[3]
         model, size = build_backbone(p, p.cv.backbone, len(classes), in_ch)
         res = train_classifier(model, (xtr_all[sel[tr]], y[tr]), None, tcfg, num_classes=len(classes), input_size=size,
-                               device=device, seed=p.seed + f, progress=progress)
-        pred = predict(res.model, xte_all[sel[te]], size, device).argmax(1)
+                               device=device, seed=p.seed + f, progress=progress,
+                               eval_batch_size=p.runtime.eval_batch_size, channels_last=p.runtime.channels_last)
+        pred = predict(res.model, xte_all[sel[te]], size, device, p.runtime.eval_batch_size).argmax(1)
         m = classification_metrics(y[te], pred, classes)
         folds.append({"fold": f, "accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4), "n": m["n"]})
     accs = np.array([r["accuracy"] for r in folds])

@@ -35,7 +35,7 @@ def enhancer_dirs(enhanced_root: Path) -> list[str]:
 def run_enhance(p: Params, name: str, degraded: Path, out: Path, model_dir: Path | None = None) -> dict[str, Any]:
     """Apply enhancer ``name`` to every variant in ``enhance.variants``; write ``out/<variant>/``."""
     enh = build_enhancer(p, name, model_dir)
-    device = resolve_device(p.device)
+    device = resolve_device(p.runtime.device)
     info = {}
     with atomic_dir(out) as tmp:
         for v in tqdm(p.enhance.variants, desc=f"enhance {name}", mininterval=1):
@@ -43,7 +43,7 @@ def run_enhance(p: Params, name: str, degraded: Path, out: Path, model_dir: Path
             splits = enhanced_splits(p, v)
             rows = np.flatnonzero(dv.index["split"].isin(splits).to_numpy()) if splits else np.arange(len(dv.index))
             t0 = time.perf_counter()
-            imgs = apply_enhancer(enh, np.asarray(dv.images[rows]), device, p.enhance.batch_size)
+            imgs = apply_enhancer(enh, np.asarray(dv.images[rows]), device, p.runtime.enhance_batch_size)
             secs = time.perf_counter() - t0
             write_dataset(tmp / v, imgs, dv.index.iloc[rows], classes=dv.classes,
                           provenance={"enhancer": name, "variant": v, "source": str(degraded / v),

@@ -34,7 +34,7 @@ def run_evaluate(p: Params, models_root: Path, roots: Roots, enhanced_root: Path
     classifier; keys are ``"<E>:<v>"``.  The ``identity`` enhancer, when present,
     gives the unenhanced baseline.
     """
-    device = resolve_device(p.device)
+    device = resolve_device(p.runtime.device)
     enhancers = enhancer_dirs(Path(enhanced_root))
     if not enhancers:
         raise DataError(f"{enhanced_root}: no enhanced data found (run the enhance stages first)")
@@ -50,7 +50,7 @@ def run_evaluate(p: Params, models_root: Path, roots: Roots, enhanced_root: Path
         for e, loader in loaders.items():
             specs = {f"{e}:{v}": "+".join([f"enhanced:{v}", *preps]) for v in p.enhance.variants
                      if (Path(enhanced_root) / e / v).exists()}
-            res = evaluate_specs(model, loader, specs, classes, size, device, p.fer.train.eval_batch_size)
+            res = evaluate_specs(model, loader, specs, classes, size, device, p.runtime.eval_batch_size)
             row.update({k: round(v["accuracy"], 4) for k, v in res.items()})
         out[d.name] = row
     write_json(out_json, out)

@@ -104,9 +104,9 @@ def unpaired_niqe(p: Params, directory: Path, models_root: Path | None = None) -
     low = np.asarray(ds.images[sel])
     h, w = low.shape[1:3]
     up = 1 if min(h, w) >= 192 else p.quality.niqe_upsample
-    # keep about as many pixels per batch as enhance.batch_size 48 x 48 faces
-    bs = max(1, min(p.enhance.batch_size, p.enhance.batch_size * 48 * 48 // (h * w)))
-    device = resolve_device(p.device)
+    # keep about as many pixels per batch as runtime.enhance_batch_size 48 x 48 faces
+    bs = max(1, min(p.runtime.enhance_batch_size, p.runtime.enhance_batch_size * 48 * 48 // (h * w)))
+    device = resolve_device(p.runtime.device)
     rows = {"input": {"niqe": float(np.nanmean(niqe(low, upsample=up)))}}
     names = list(p.classical)
     if models_root is not None:

@@ -55,7 +55,7 @@ def run_train_enhancer(p: Params, name: str, prepared: Path, degraded: Path, out
     enh = cls(**lc.model)
     if lc.init:
         enh.init_from(lc.init)
-    device = resolve_device(p.device)
+    device = resolve_device(p.runtime.device)
     t0 = time.perf_counter()
     tc = lc.train.model_dump(exclude={"max_pairs"})
     history = enh.fit(low, high, seed=p.seed, device=device, **tc)

@@ -63,14 +63,15 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     in_ch = 1 if xtr.ndim == 3 else xtr.shape[3]
     seed_everything(p.seed)
     model, input_size = build_backbone(p, backbone, len(classes), in_ch)
-    device = resolve_device(p.device)
+    device = resolve_device(p.runtime.device)
     ckpt = Path(model_out).parent / f".{Path(model_out).name}.last.pt"
     res = train_classifier(model, (xtr, ytr), (xva, yva), p.fer.train, num_classes=len(classes),
                            input_size=input_size, device=device, seed=p.seed, checkpoint=ckpt, resume=resume,
-                           progress=progress)
+                           progress=progress, eval_batch_size=p.runtime.eval_batch_size,
+                           channels_last=p.runtime.channels_last)
     with_enh = roots.enhanced is not None
     evals = evaluate_specs(res.model, loader, eval_specs(p, spec.test, with_enh), classes, input_size, device,
-                           p.fer.train.eval_batch_size)
+                           p.runtime.eval_batch_size)
     main = evals["test"]
     # Flat and small, numbers only (dvc metrics show / diff); details go to plots/ and the model dir.
     metrics: dict[str, Any] = {
