@@ -26,7 +26,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from .errors import ConfigError, LlferError
 
 #: the default params shipped in the package: a copy of the repository's params.yaml
 DEFAULT_PARAMS = Path(__file__).with_name("params.yaml")
@@ -59,6 +59,9 @@ class DatasetCfg(_Strict):
     source: Optional[str] = default("dataset.source")
     sha256: Optional[str] = default("dataset.sha256")
     cache_dir: str = default("dataset.cache_dir")
+    #: archive members are refused (by name, before reading) above this size or compression ratio
+    max_member_mb: float = default("dataset.max_member_mb", gt=0)
+    max_compression_ratio: float = default("dataset.max_compression_ratio", gt=1)
     options: dict[str, Any] = default("dataset.options")
 
     @model_validator(mode="before")
@@ -296,7 +299,43 @@ class Params(_Strict):
                     raise ConfigError(f"cv.input: {name!r} reads enhanced data; cross-validate a non-enhanced input")
         for s in self.fer.eval_on:
             parse_spec(s, variants, self.enhance.variants, "fer.eval_on")
+        self._check_values()
         return self
+
+    def _check_values(self) -> None:
+        """Build every configured component once on a tiny probe, so that a value a stage would reject
+        (a negative darkening factor, zero CLAHE tiles, a bad network option) fails here, naming its key."""
+        import numpy as np
+        import torch
+
+        from .data.common import Builder
+        from .degrade import apply_steps, expand_variants
+        from .preprocess import apply_preprocessors
+        from .registry import BACKBONES, ENHANCERS
+
+        imgs = np.linspace(0, 255, 2 * 16 * 16).astype(np.uint8).reshape(2, 16, 16)
+        ids = ["probe0", "probe1"]
+        for name, steps in expand_variants(self.degrade.model_dump()).items():
+            _probe(f"degrade.{name}", lambda steps=steps: apply_steps(imgs, ids, steps, self.seed))
+        for name, opts in self.classical.items():
+            _probe(f"classical.{name}", lambda name=name, opts=opts: ENHANCERS.build(
+                name, key=f"classical.{name}", **(opts or {})).enhance(np.repeat(imgs[..., None], 3, axis=3)))
+        with torch.device("meta"):
+            for name, lc in self.learned.items():
+                _probe(f"learned.{name}.model", lambda name=name, lc=lc: ENHANCERS.get(name)(**lc.model))
+            for b in dict.fromkeys(self.fer.backbones + [self.cv.backbone]):
+                opts = {**BACKBONES.entry(b).defaults, **self.fer.models.get(b, {}), "num_classes": 7, "in_channels": 1}
+                _probe(f"fer.models.{b}", lambda b=b, opts=opts: BACKBONES.build(b, key=f"fer.models.{b}", **opts))
+        for name in self.fer.preprocess:
+            _probe(f"fer.preprocess.{name}", lambda name=name: apply_preprocessors(
+                [name], imgs, ids=ids, train=True, seed=self.seed, params=self.fer.preprocess))
+        o = self.dataset.options
+        common = {k: o[k] for k in ("grayscale", "size", "max_corrupt") if k in o}
+        _probe("dataset.options", lambda: Builder(reader=self.dataset.name, source="", **{
+            "grayscale": True, "size": None, "max_corrupt": 0.0, **common}))
+        for k in ("val_fraction", "test_fraction"):
+            if k in o and not (isinstance(o[k], (int, float)) and 0 <= o[k] < 1):
+                raise ConfigError(f"dataset.options.{k}: must be in [0, 1), got {o[k]!r}")
 
     def variant_names(self) -> list[str]:
         from .degrade import expand_variants
@@ -316,6 +355,19 @@ class Params(_Strict):
         if name in self.learned:
             return dict(self.learned[name].model)
         raise ConfigError(f"enhancer: unknown enhancer {name!r}; allowed: {', '.join(sorted(set(self.classical) | set(self.learned)))}")
+
+
+def _probe(key: str, fn: Any) -> None:
+    """Run ``fn``; any error becomes a ConfigError naming ``key`` (unless its message already starts with it)."""
+    try:
+        fn()
+    except ConfigError as e:
+        if not str(e).startswith(key.split(".")[0] + "."):
+            raise ConfigError(f"{key}: {e}") from None
+        raise
+    except (LlferError, TypeError, ValueError, RuntimeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(msg if msg.startswith(key) else f"{key}: {msg}") from None
 
 
 def _import_registries() -> None:
@@ -365,9 +417,28 @@ def load_params(path: str | os.PathLike[str] = "params.yaml", check: bool = True
     if not path.exists():
         raise ConfigError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: unreadable params file ({getattr(e, 'strerror', None) or e})") from None
+    if data is None:
+        raise ConfigError(f"{path}: empty params file (no settings at all; give at least one key, "
+                          "or leave --params out to use the defaults)")
     return from_dict(data, str(path), check=check)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

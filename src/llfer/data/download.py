@@ -12,9 +12,9 @@
 * :func:`check_member_name` is the same name check, used by the readers that
   read zip members directly without extracting them.
 * :func:`check_member_size` caps a member's declared size and compression
-  ratio before it is read (zip bombs): :data:`LIMITS`, set from
-  ``dataset.max_member_mb`` / ``dataset.max_compression_ratio`` by
-  :func:`archive_limits`.
+  ratio before it is read (zip bombs): :func:`current_limits`,
+  ``dataset.max_member_mb`` / ``dataset.max_compression_ratio`` (set for a
+  run by :func:`archive_limits`).
 """
 
 from __future__ import annotations
@@ -154,34 +154,43 @@ def _download(url: str, target: Path, want: str | None) -> None:
 @dataclass(frozen=True)
 class ArchiveLimits:
     """Caps checked before an archive member is read: its declared size, and its compression
-    ratio (uncompressed / compressed) for members over ``ratio_from_bytes``.  The defaults fit every
-    real dataset llfer reads (the largest member, FER2013's 290 MB CSV, compresses about 3x;
-    image members about 1x; ferplus.zip's largest ratio is 9x); a zip bomb is 1000x."""
+    ratio (uncompressed / compressed) for members over ``ratio_from_bytes``.  The defaults
+    (``dataset.max_member_mb`` / ``dataset.max_compression_ratio`` of the shipped params) fit every
+    real dataset llfer reads (the largest member, FER2013's 290 MB CSV, compresses about 3x; image
+    members about 1x; ferplus.zip's largest ratio is 9x); a zip bomb is about 1000x."""
 
-    max_member_mb: float = 1024.0
-    max_ratio: float = 100.0
+    max_member_mb: float
+    max_ratio: float
     ratio_from_bytes: int = 1 << 20
 
 
-LIMITS = ArchiveLimits()
+_limits: ArchiveLimits | None = None
+
+
+def current_limits() -> ArchiveLimits:
+    """The caps in force: those of :func:`archive_limits`, else the shipped params' defaults."""
+    if _limits is not None:
+        return _limits
+    from ..config import _lookup
+
+    return ArchiveLimits(float(_lookup("dataset.max_member_mb")), float(_lookup("dataset.max_compression_ratio")))
 
 
 @contextlib.contextmanager
-def archive_limits(max_member_mb: float | None = None, max_ratio: float | None = None) -> Iterator[ArchiveLimits]:
-    """Use other caps inside the ``with`` block (``llfer prepare`` passes the dataset params)."""
-    global LIMITS
-    old = LIMITS
-    LIMITS = ArchiveLimits(max_member_mb if max_member_mb is not None else old.max_member_mb,
-                           max_ratio if max_ratio is not None else old.max_ratio, old.ratio_from_bytes)
+def archive_limits(max_member_mb: float, max_ratio: float) -> Iterator[ArchiveLimits]:
+    """Use these caps inside the ``with`` block (``llfer prepare`` passes the dataset params)."""
+    global _limits
+    old = _limits
+    _limits = ArchiveLimits(float(max_member_mb), float(max_ratio))
     try:
-        yield LIMITS
+        yield _limits
     finally:
-        LIMITS = old
+        _limits = old
 
 
 def check_member_size(archive: str | os.PathLike[str], name: str, size: int, compressed: int | None) -> None:
     """Refuse (naming the member) a member larger than the cap or compressed more than the ratio cap."""
-    lim = LIMITS
+    lim = current_limits()
     if size > lim.max_member_mb * (1 << 20):
         raise DataError(f"{archive}: refusing archive member {name!r}: {size / (1 << 20):.0f} MB uncompressed, "
                         f"more than dataset.max_member_mb={lim.max_member_mb:g}")
@@ -296,6 +305,7 @@ def _extract_tar(archive: Path, dest_real: str) -> None:
     except (tarfile.TarError, OSError) as e:
         raise DataError(f"{archive}: unreadable tar file ({e})") from None
     packed = os.path.getsize(archive)
+    lim = current_limits()
     total = 0
     with tf:
         try:
@@ -306,10 +316,10 @@ def _extract_tar(archive: Path, dest_real: str) -> None:
                 if member.isfile():
                     check_member_size(archive, member.name, member.size, None)
                     total += member.size
-                    if total > LIMITS.ratio_from_bytes and total > LIMITS.max_ratio * packed:
+                    if total > lim.ratio_from_bytes and total > lim.max_ratio * packed:
                         raise DataError(f"{archive}: refusing archive member {member.name!r}: the members so far "
                                         f"hold {total} bytes, {total / packed:.0f}x the archive, more than "
-                                        f"dataset.max_compression_ratio={LIMITS.max_ratio:g} (a tar bomb?)")
+                                        f"dataset.max_compression_ratio={lim.max_ratio:g} (a tar bomb?)")
                 target = _safe_target(dest_real, rel, archive, member.name)
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)

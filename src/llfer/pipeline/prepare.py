@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Params
-from ..data.download import resolve_source
+from ..data.download import archive_limits, resolve_source
 from ..errors import ConfigError
 from ..io import check_outputs
 from ..registry import DATASETS
@@ -31,7 +31,8 @@ def run_prepare(p: Params, out: Path, source: str | None = None, sha256: str | N
     # dataset.options belong to dataset.name; another --dataset starts from its reader's defaults.
     opts = dict(p.dataset.options) if name == p.dataset.name else {}
     t0 = time.perf_counter()
-    prepared = DATASETS.build(name, key="dataset.options", source=path, **opts)
+    with archive_limits(p.dataset.max_member_mb, p.dataset.max_compression_ratio):
+        prepared = DATASETS.build(name, key="dataset.options", source=path, **opts)
     prepared.provenance.update({"dataset": name, "source": src, "sha256": digest, "options": opts})
     prepared.report.setdefault("seconds", round(time.perf_counter() - t0, 3))
     prepared.write(out)
