@@ -234,7 +234,7 @@ def c_one_class_train(d: Path) -> Run:
     params(d)
     prepared(d, classes=["happy"])
     degraded(d)
-    return Run(train_fer(), culprit="class", outputs=TRAIN_OUTPUTS)
+    return Run(train_fer(), culprit="prep/meta.json", outputs=TRAIN_OUTPUTS)
 
 
 def _subject_warning(d: Path) -> str | None:

@@ -101,13 +101,20 @@ class InputLoader:
             raise DataError(f"{ds.path}: split {split!r} is empty")
         images = np.asarray(ds.images[idx])
         labels = ds.labels[idx]
+        if train and len(np.unique(labels)) < 2:
+            raise DataError(f"{ds.path}: split {split!r} holds only class {ds.classes[int(labels[0])]!r}; "
+                            "training needs at least 2 classes")
         ids = ds.index["id"].iloc[idx].astype(str).tolist()
         if preps:
             images = apply_preprocessors(preps, images, ids=ids, train=train, seed=self.seed, params=self.prep_params)
         return images, labels, ids
 
     def classes(self) -> list[str]:
-        return self.dataset("clean").classes
+        ds = self.dataset("clean")
+        if len(ds.classes) < 2:
+            raise DataError(f"{ds.path / 'meta.json'}: one class ({', '.join(ds.classes)}); expression "
+                            "recognition needs at least 2")
+        return ds.classes
 
 
 def input_roots(prepared: Path, degraded: Path, enhanced: Path | None, p: Params) -> Roots:

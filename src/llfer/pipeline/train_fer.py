@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,10 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     evals = evaluate_specs(res.model, loader, eval_specs(p, spec.test, with_enh), classes, input_size, device,
                            p.runtime.eval_batch_size)
     main = evals["test"]
+    if main["absent_classes"]:
+        logging.getLogger("llfer").warning(
+            "%s: class(es) %s absent from the test split; macro-F1 averages over the %d present",
+            roots.prepared, ", ".join(main["absent_classes"]), len(classes) - len(main["absent_classes"]))
     # Flat and small, numbers only (dvc metrics show / diff); details go to plots/ and the model dir.
     metrics: dict[str, Any] = {
         "test_acc": round(main["accuracy"], 4), "test_macro_f1": round(main["macro_f1"], 4),
