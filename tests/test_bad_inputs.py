@@ -62,3 +62,64 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     if run.check is not None and (status == 0 or run.always_check):
         assert run.check(d) is None, run.check(d)
     assert diff(before, snapshot(d, run.outputs)) == []
+
+
+# --------------------------------------------------------------------------- the guards' other side
+
+
+def _prep(d: Path, out: str, *extra: str) -> int:
+    (d / "p.yaml").write_text("dataset: {options: {num_images: 14, num_subjects: 7}}\n")
+    return main(["prepare", "--params", str(d / "p.yaml"), "--out", out, *extra])
+
+
+def test_rerun_replaces_own_output_and_force_replaces_others(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _prep(tmp_path, "prep") == 0 and _prep(tmp_path, "prep") == 0  # our own output: replaced
+    (tmp_path / "thesis").mkdir()
+    (tmp_path / "thesis" / "a.tex").write_text("x")
+    assert _prep(tmp_path, "thesis") == 2
+    assert _prep(tmp_path, "thesis", "--force") == 0
+    assert (tmp_path / "thesis" / "meta.json").exists() and not (tmp_path / "thesis" / "a.tex").exists()
+    capsys.readouterr()
+    assert _prep(tmp_path, ".", "--force") == 2  # never the current folder, even with --force
+    assert "current directory" in capsys.readouterr().err
+    assert (tmp_path / "thesis" / "meta.json").exists()
+
+
+def test_debug_adds_the_traceback(tmp_path, capsys):
+    p = tmp_path / "p.yaml"
+    p.write_text("seed: 1\nseed: 2\n")
+    assert main(["check", "--params", str(p)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["check", "--debug", "--params", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("llfer: error:")
+
+
+def test_stale_extraction_folder_removed(tmp_path, monkeypatch):
+    """A tar source is extracted to a temporary folder; one left by a killed run goes at the next extraction."""
+    import tarfile
+    import tempfile
+
+    from bad_inputs import _dead_pid
+    from llfer.data.sources import open_tree
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f".llfer-extract.llfer-{_dead_pid()}.x1.tmp"
+    stale.mkdir()
+    (tmp_path / "a.txt").write_text("a")
+    with tarfile.open(tmp_path / "s.tar", "w") as t:
+        t.add(tmp_path / "a.txt", arcname="a.txt")
+    with open_tree(tmp_path / "s.tar") as tree:
+        assert tree.files == ["a.txt"] and not stale.exists()
+    assert not list(tmp_path.glob(".llfer-extract*"))
+
+
+def test_macro_f1_over_present_classes():
+    import numpy as np
+
+    from llfer.metrics.classification import classification_metrics
+
+    m = classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b", "c"])
+    assert m["absent_classes"] == ["c"]
+    assert abs(m["macro_f1"] - (2 / 3 + 0.8) / 2) < 1e-9  # F1 of a and b only

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import DataError
+from ..io import remove_stale_temps, temp_prefix
 
 _CHUNK = 1 << 20
 _URL_RE = re.compile(r"^(https?|file)://", re.IGNORECASE)
@@ -118,7 +119,8 @@ def resolve_source(source: str | os.PathLike[str], sha256: str | None, cache_dir
 def _download(url: str, target: Path, want: str | None) -> None:
     from tqdm.auto import tqdm
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    remove_stale_temps(target.parent, target.name)  # partial downloads of killed runs
+    fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     h = hashlib.sha256()
     try:

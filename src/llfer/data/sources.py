@@ -14,12 +14,12 @@ import os
 import posixpath
 import shutil
 import stat
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import IO, Iterable
 
 from ..errors import DataError
+from ..io import make_temp_dir
 from .download import _is_tar, check_member_name, check_member_size, safe_extract
 
 _JUNK_NAMES = {"thumbs.db", "desktop.ini"}
@@ -187,7 +187,7 @@ def open_tree(source: str | os.PathLike[str], only: Iterable[str] | None = None)
     if zipfile.is_zipfile(path):
         return ZipTree(path)
     if _is_tar(path):
-        tmp = Path(tempfile.mkdtemp(prefix="llfer-extract-"))
+        tmp = make_temp_dir(None, "llfer-extract")  # also removes those of killed runs
         try:
             safe_extract(path, tmp)
         except BaseException:
