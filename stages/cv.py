@@ -1,4 +1,6 @@
-"""DVC stage `cv`: stratified k-fold cross-validation -> metrics/cv.json."""
+"""DVC stage `cv`: stratified k-fold cross-validation; paths come from dvc.yaml."""
 from _run import run
 
-run("cv", "--prepared", "data/prepared", "--degraded", "data/degraded", "--out", "metrics/cv.json")
+from llfer.pipeline import cv
+
+run(cv)

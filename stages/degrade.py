@@ -1,4 +1,6 @@
-"""DVC stage `degrade`: data/prepared/ -> data/degraded/<variant>/ (params `degrade`, `seed`)."""
+"""DVC stage `degrade`: the prepared set -> one directory per degraded variant; paths come from dvc.yaml."""
 from _run import run
 
-run("degrade", "--prepared", "data/prepared", "--out", "data/degraded")
+from llfer.pipeline import degrade
+
+run(degrade)

@@ -1,5 +1,6 @@
-"""DVC stage `evaluate`: test-time enhancement of every classifier by every enhancer -> metrics/tte.json."""
+"""DVC stage `evaluate`: test-time enhancement of every classifier by every enhancer; paths come from dvc.yaml."""
 from _run import run
 
-run("evaluate", "--models", "models/fer", "--prepared", "data/prepared", "--degraded", "data/degraded",
-    "--enhanced", "data/enhanced", "--out", "metrics/tte.json")
+from llfer.pipeline import evaluate
+
+run(evaluate)

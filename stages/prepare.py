@@ -1,4 +1,6 @@
-"""DVC stage `prepare`: dataset (params `dataset`) -> data/prepared/."""
+"""DVC stage `prepare`: dataset (params `dataset`) -> the prepared set; paths come from dvc.yaml."""
 from _run import run
 
-run("prepare", "--out", "data/prepared")
+from llfer.pipeline import prepare
+
+run(prepare)

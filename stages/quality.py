@@ -1,6 +1,6 @@
-"""DVC stage `quality`: PSNR / SSIM / NIQE per enhancer and variant -> metrics/quality.json, plots/quality/."""
+"""DVC stage `quality`: PSNR / SSIM / NIQE per enhancer and variant; paths come from dvc.yaml."""
 from _run import run
 
-run("quality", "--prepared", "data/prepared", "--degraded", "data/degraded", "--enhanced", "data/enhanced",
-    "--models", "models/enhancers",
-    "--out", "metrics/quality.json", "--plots", "plots/quality")
+from llfer.pipeline import quality
+
+run(quality)

@@ -1,4 +1,6 @@
-"""DVC stage `report`: metrics/summary.json and plots/report/ (results table, accuracy chart)."""
+"""DVC stage `report`: summary.json, results table and accuracy chart; paths come from dvc.yaml."""
 from _run import run
 
-run("report", "--metrics", "metrics", "--out", "metrics/summary.json", "--plots", "plots/report")
+from llfer.pipeline import report
+
+run(report)

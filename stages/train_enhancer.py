@@ -1,8 +1,6 @@
-"""DVC stage `train_enhancer@<name>`: train a learned enhancer -> models/enhancers/<name>/."""
-import sys
-
+"""DVC stages `train_enhancer@<name>`: train a learned enhancer; paths come from dvc.yaml."""
 from _run import run
 
-name = sys.argv[1]
-run("train-enhancer", name, "--prepared", "data/prepared", "--degraded", "data/degraded",
-    "--out", f"models/enhancers/{name}")
+from llfer.pipeline import train_enhancer
+
+run(train_enhancer)

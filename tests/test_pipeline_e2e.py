@@ -111,6 +111,20 @@ def test_second_repro_runs_nothing(repo):
     assert json.loads(st.stdout) == {}
 
 
+def test_changing_runtime_reruns_nothing(repo):
+    """`runtime` (device, threads, inference batch sizes, channels_last) is no stage's param."""
+    root, env = repo
+    params = root / "params.yaml"
+    original = params.read_text()
+    p = yaml.safe_load(original)
+    p["runtime"].update(device="cpu", threads=1, enhance_batch_size=3, eval_batch_size=7, channels_last=False)
+    params.write_text(yaml.safe_dump(p, sort_keys=False))
+    try:
+        assert json.loads(_run(["dvc", "status", "--json"], root, env).stdout) == {}
+    finally:
+        params.write_text(original)
+
+
 def test_metrics_and_plots_commands(repo):
     root, env = repo
     r = _run(["dvc", "metrics", "show"], root, env)

@@ -1,9 +1,11 @@
 """``llfer``: every pipeline stage as a command with explicit paths, plus ``list`` and ``check``.
 
-The stage commands come from the stage modules (:data:`llfer.pipeline.STAGES`).
+The stage commands come from the stage modules (:data:`llfer.pipeline.STAGES`); a DVC
+stage script offers its own one only (``main(argv, stages=[module])``).
 
-Settings come from a params file (``--params``, default ``params.yaml`` when it
-exists, else built-in defaults); paths come from the command line.  Errors in
+Settings come from a params file (``--params``, else ``./params.yaml`` when it
+exists, else the defaults shipped in the package; the log names the file);
+paths come from the command line.  Errors in
 the user's input end with one line ``llfer: error: ...`` and exit status 2
 (``--debug`` also prints the traceback).  Before any work, every output path is
 checked: it may not be, contain or lie inside an input, and an existing one is
@@ -21,6 +23,7 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Sequence
 
 import torch
@@ -28,7 +31,7 @@ import torch
 from .config import _import_registries
 from .errors import LlferError
 from .io import check_outputs, set_force
-from .pipeline import STAGES
+from .pipeline import stage_modules
 from .pipeline.args import add_common, params_of
 from .registry import ALL, Entry
 
@@ -82,7 +85,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stages: Sequence[ModuleType] | None = None) -> argparse.ArgumentParser:
+    """The ``llfer`` parser: ``list``, ``check`` and the commands of ``stages`` (default: every stage module)."""
     ap = argparse.ArgumentParser(prog="llfer", description=__doc__.splitlines()[0])
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -95,30 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(sp)
     sp.set_defaults(func=cmd_check)
 
-    for stage in STAGES:
+    for stage in stage_modules() if stages is None else stages:
         stage.add_command(sub)
+        sub.choices[stage.COMMAND].set_defaults(stage=stage)
     ap.add_argument("--debug", action="store_true", help="on an error, also print the traceback")
     for name, sp in sub.choices.items():
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="on an error, also print the traceback")
-        if name in STAGE_IO:
+        if sp.get_default("stage") is not None:
             sp.add_argument("--force", action="store_true",
                             help="replace existing outputs even when llfer does not recognise them as its own")
     return ap
-
-
-#: per stage command: the options naming its outputs and those naming its inputs (checked before any work)
-STAGE_IO: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "prepare": (("out",), ("source",)),
-    "degrade": (("out",), ("prepared",)),
-    "train-enhancer": (("out",), ("prepared", "degraded")),
-    "enhance": (("out",), ("degraded", "model")),
-    "quality": (("out", "plots"), ("prepared", "degraded", "enhanced", "models")),
-    "train-fer": (("model_out", "metrics", "plots"), ("prepared", "degraded", "enhanced")),
-    "evaluate": (("out",), ("models", "prepared", "degraded", "enhanced")),
-    "cv": (("out",), ("prepared", "degraded", "enhanced")),
-    "report": (("out", "plots"), ()),
-}
 
 
 def _opt(dest: str) -> str:
@@ -126,16 +117,17 @@ def _opt(dest: str) -> str:
 
 
 def check_stage_paths(args: argparse.Namespace) -> None:
-    """Refuse outputs that are, contain or lie inside an input, or that may not be replaced (see :mod:`llfer.io`)."""
-    outs, ins = STAGE_IO[args.command]
-    inputs = [(_opt(d), getattr(args, d, None)) for d in ins]
-    if args.command == "report":  # reads the per-stage metrics under --metrics, writes beside them
-        root = Path(args.metrics)
-        inputs += [(f"--metrics {name}", root / name) for name in ("fer", "tte.json", "quality.json", "cv.json")]
+    """Refuse outputs that are, contain or lie inside an input, or that may not be replaced (see :mod:`llfer.io`).
+
+    The stage module names them: ``OUTPUTS`` / ``INPUTS`` (option names) and, optionally, ``extra_inputs(args)``."""
+    stage = args.stage
+    inputs = [(_opt(d), getattr(args, d, None)) for d in stage.INPUTS]
+    if hasattr(stage, "extra_inputs"):
+        inputs += stage.extra_inputs(args)
     params = getattr(args, "params", None) or "params.yaml"
     if Path(params).is_file():
         inputs.append(("--params", params))
-    check_outputs([(_opt(d), getattr(args, d, None)) for d in outs], inputs)
+    check_outputs([(_opt(d), getattr(args, d, None)) for d in stage.OUTPUTS], inputs)
 
 
 class Terminated(KeyboardInterrupt):
@@ -146,8 +138,9 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = build_parser()
+def main(argv: Sequence[str] | None = None, stages: Sequence[ModuleType] | None = None) -> int:
+    """Run one command; the exit status.  ``stages``: the stage modules to offer (default: all)."""
+    ap = build_parser(stages)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(name)s: %(message)s")
     if getattr(args, "no_progress", False) or os.environ.get("LLFER_NO_PROGRESS"):
@@ -159,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # not the main thread
         previous = None
     try:
-        if args.command in STAGE_IO:
+        if getattr(args, "stage", None) is not None:
             check_stage_paths(args)
         return int(args.func(args) or 0)
     except LlferError as e:

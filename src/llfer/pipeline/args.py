@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 import logging
-
-import torch
+from pathlib import Path
 
 from ..config import Params, load_params, params_file
 from ..inputs import Roots, input_roots
+from ..workers import limit_threads
 
 log = logging.getLogger("llfer")
 
@@ -29,8 +27,7 @@ def params_of(args: argparse.Namespace) -> Params:
     args.params = str(path)
     log.info("params: %s", path)
     p = load_params(path)
-    if p.runtime.threads:
-        torch.set_num_threads(p.runtime.threads)
+    limit_threads(p.runtime.threads)
     return p
 
 

@@ -19,6 +19,12 @@ from ..train.fer import predict, train_classifier
 from .args import SubParsers, add_common, params_of, roots_of
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "cv"
+OUTPUTS = ("out",)
+INPUTS = ("prepared", "degraded", "enhanced")
+
+
 def run_cv(p: Params, roots: Roots, out_json: Path, progress: bool = True) -> dict[str, Any]:
     """Stratified k-fold cross-validation of ``cv.backbone`` on ``cv.input`` over all splits pooled."""
     # imported here: scikit-learn's model_selection takes ~1.3 s to import, which every `llfer` command would pay
@@ -72,7 +78,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("cv", help="stratified k-fold cross-validation")
+    sp = sub.add_parser(COMMAND, help="stratified k-fold cross-validation")
     add_common(sp)
     sp.add_argument("--prepared", required=True)
     sp.add_argument("--degraded", required=True)

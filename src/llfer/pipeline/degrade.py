@@ -18,6 +18,12 @@ from ..io import atomic_dir
 from .args import SubParsers, add_common, params_of
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "degrade"
+OUTPUTS = ("out",)
+INPUTS = ("prepared",)
+
+
 def run_degrade(p: Params, prepared: Path, out: Path) -> dict[str, Any]:
     """Write every degraded variant of ``prepared`` under ``out/<variant>/`` (same ids and index)."""
     ds = read_dataset(prepared)
@@ -54,7 +60,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("degrade", help="write every degraded variant")
+    sp = sub.add_parser(COMMAND, help="write every degraded variant")
     add_common(sp)
     sp.add_argument("--prepared", required=True)
     sp.add_argument("--out", required=True)

@@ -18,6 +18,12 @@ from ..io import atomic_dir
 from .args import SubParsers, add_common, params_of
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "enhance"
+OUTPUTS = ("out",)
+INPUTS = ("degraded", "model")
+
+
 def enhanced_splits(p: Params, variant: str) -> list[str] | None:
     """Splits an enhancer processes for ``variant``: all (None) for ``enhance.all_splits`` variants
     (the FER "enhanced" input trains on them), else only ``enhance.split`` (what quality and
@@ -60,7 +66,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("enhance", help="apply an enhancer to the degraded variants")
+    sp = sub.add_parser(COMMAND, help="apply an enhancer to the degraded variants")
     add_common(sp)
     sp.add_argument("name")
     sp.add_argument("--degraded", required=True)

@@ -19,6 +19,12 @@ from .enhance import enhancer_dirs
 from .train_fer import evaluate_specs
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "evaluate"
+OUTPUTS = ("out",)
+INPUTS = ("models", "prepared", "degraded", "enhanced")
+
+
 def classifier_dirs(models_root: Path) -> list[Path]:
     """The trained runs under ``models_root`` (directories holding a ``model.safetensors``)."""
     if not Path(models_root).exists():
@@ -65,7 +71,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("evaluate", help="score every trained classifier on every enhancer's output (test-time enhancement)")
+    sp = sub.add_parser(COMMAND, help="score every trained classifier on every enhancer's output (test-time enhancement)")
     add_common(sp)
     sp.add_argument("--models", required=True)
     sp.add_argument("--prepared", required=True)

@@ -15,6 +15,12 @@ from ..registry import DATASETS
 from .args import SubParsers, add_common, params_of
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "prepare"
+OUTPUTS = ("out",)
+INPUTS = ("source",)
+
+
 def run_prepare(p: Params, out: Path, source: str | None = None, sha256: str | None = None,
                 dataset: str | None = None) -> dict[str, Any]:
     """Read a dataset (registry ``DATASETS``) and write the shared format to ``out``."""
@@ -49,7 +55,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("prepare", help="read a dataset and write the shared format")
+    sp = sub.add_parser(COMMAND, help="read a dataset and write the shared format")
     add_common(sp)
     sp.add_argument("--dataset", help="registry name (default: dataset.name)")
     sp.add_argument("--source", help="local file/folder or URL (default: dataset.source)")

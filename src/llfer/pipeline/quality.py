@@ -22,6 +22,12 @@ from .args import SubParsers, add_common, params_of
 from .enhance import enhancer_dirs
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "quality"
+OUTPUTS = ("out", "plots")
+INPUTS = ("prepared", "degraded", "enhanced", "models")
+
+
 def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, out_json: Path,
                 plots_dir: Path, models_root: Path | None = None) -> dict[str, Any]:
     """PSNR / SSIM (vs the clean image) and NIQE of every enhancer's output on each enhanced variant.
@@ -129,7 +135,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("quality", help="PSNR / SSIM / NIQE of every enhancer")
+    sp = sub.add_parser(COMMAND, help="PSNR / SSIM / NIQE of every enhancer")
     add_common(sp)
     sp.add_argument("--prepared", required=True)
     sp.add_argument("--degraded", required=True)

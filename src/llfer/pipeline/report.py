@@ -16,6 +16,18 @@ from ..io import atomic_dir, read_json, write_json
 from .args import SubParsers, add_common, params_of
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "report"
+OUTPUTS = ("out", "plots")
+INPUTS: tuple[str, ...] = ()
+
+
+def extra_inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """The per-stage metrics read under ``--metrics`` (the outputs are written beside them)."""
+    root = Path(args.metrics)
+    return [(f"--metrics {name}", root / name) for name in ("fer", "tte.json", "quality.json", "cv.json")]
+
+
 def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) -> dict[str, Any]:
     """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart."""
     metrics_dir = Path(metrics_dir)
@@ -111,7 +123,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("report", help="aggregate metrics, draw tables and charts")
+    sp = sub.add_parser(COMMAND, help="aggregate metrics, draw tables and charts")
     add_common(sp)
     sp.add_argument("--metrics", required=True)
     sp.add_argument("--out", required=True)

@@ -21,6 +21,12 @@ from ..io import atomic_dir
 from .args import SubParsers, add_common, params_of
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "train-enhancer"
+OUTPUTS = ("out",)
+INPUTS = ("prepared", "degraded")
+
+
 def training_pairs(p: Params, prepared: Path, degraded: Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Training pairs (low, high): a prepared LOL set's own low/normal-light pairs when it has them
     (``extras["low"]``, from the ``lol`` reader), else each of ``enhance.variants`` with its clean image."""
@@ -78,7 +84,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("train-enhancer", help="train a learned enhancer on (degraded, clean) pairs")
+    sp = sub.add_parser(COMMAND, help="train a learned enhancer on (degraded, clean) pairs")
     add_common(sp)
     sp.add_argument("name")
     sp.add_argument("--prepared", required=True)

@@ -27,6 +27,12 @@ from ..train.fer import predict, train_classifier
 from .args import SubParsers, add_common, params_of, roots_of
 
 
+#: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
+COMMAND = "train-fer"
+OUTPUTS = ("model_out", "metrics", "plots")
+INPUTS = ("prepared", "degraded", "enhanced")
+
+
 def eval_specs(p: Params, test_spec: str, with_enhanced: bool) -> dict[str, str]:
     """Test sets a run is scored on: its own test input and fer.eval_on, composed with its preprocessors."""
     _, preps = parse_spec(test_spec, p.variant_names(), p.enhance.variants)
@@ -115,7 +121,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: SubParsers) -> None:
-    sp = sub.add_parser("train-fer", help="train and evaluate a FER backbone on an input")
+    sp = sub.add_parser(COMMAND, help="train and evaluate a FER backbone on an input")
     add_common(sp)
     sp.add_argument("backbone")
     sp.add_argument("input")
