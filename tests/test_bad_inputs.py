@@ -73,17 +73,19 @@ def _prep(d: Path, out: str, *extra: str) -> int:
 
 
 def test_rerun_replaces_own_output_and_force_replaces_others(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+    w = tmp_path / "work"  # the params file stays outside the working folder
+    w.mkdir()
+    monkeypatch.chdir(w)
     assert _prep(tmp_path, "prep") == 0 and _prep(tmp_path, "prep") == 0  # our own output: replaced
-    (tmp_path / "thesis").mkdir()
-    (tmp_path / "thesis" / "a.tex").write_text("x")
+    (w / "thesis").mkdir()
+    (w / "thesis" / "a.tex").write_text("x")
     assert _prep(tmp_path, "thesis") == 2
     assert _prep(tmp_path, "thesis", "--force") == 0
-    assert (tmp_path / "thesis" / "meta.json").exists() and not (tmp_path / "thesis" / "a.tex").exists()
+    assert (w / "thesis" / "meta.json").exists() and not (w / "thesis" / "a.tex").exists()
     capsys.readouterr()
     assert _prep(tmp_path, ".", "--force") == 2  # never the current folder, even with --force
     assert "current directory" in capsys.readouterr().err
-    assert (tmp_path / "thesis" / "meta.json").exists()
+    assert (w / "thesis" / "meta.json").exists()
 
 
 def test_debug_adds_the_traceback(tmp_path, capsys):
