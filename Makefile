@@ -9,7 +9,7 @@ TORCH_PINS := "torch>=2.4,<=2.14.1" "torchvision<=0.29.1"
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test test-fast bench clean-venv
+.PHONY: install repro test test-fast bench ci-pipeline baseline clean-venv
 
 install: $(STAMP)
 
@@ -30,6 +30,15 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py
+
+# What the pull-request workflow runs: pull the DVC cache, re-run changed stages, push, report (ci/pipeline.sh).
+# BASE: the revision to compare metrics and params with (default HEAD); DVC_REMOTE_URL: the remote.
+ci-pipeline: $(STAMP)
+	ci/pipeline.sh $(BASE)
+
+# Reproduce the default pipeline and commit dvc.lock and metrics/ as the published baseline (ci/baseline.sh).
+baseline: $(STAMP)
+	ci/baseline.sh
 
 clean-venv:
 	rm -rf $(VENV)

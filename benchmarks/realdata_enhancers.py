@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     from llfer.config import load_params
     from llfer.io import write_json, write_text
     from llfer.pipeline import run_degrade, run_enhance, run_prepare, run_quality, run_train_enhancer
+    from llfer.runfacts import FACTS
 
     p = load_params(args.params)
     work = Path(args.work)
@@ -248,9 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     training = {}
     for e in LEARNED:
         d = models / e
+        facts = work / f"train_enhancer_{e}.facts.json"  # speed and device: run facts, not in summary.json
         if not (d / "summary.json").exists():
+            FACTS.clear()
             step(f"train_enhancer@{e}", run_train_enhancer, p, e, prepared, degraded, d)
-        training[e] = json.loads((d / "summary.json").read_text())
+            facts.write_text(json.dumps({"seconds": FACTS["train_seconds"], **FACTS}))
+        training[e] = {**json.loads((d / "summary.json").read_text()),
+                       **(json.loads(facts.read_text()) if facts.exists() else {})}
 
     n_all = step("eval set 7,178", write_eval_set, prepared, degraded, variants, work / "eval_all", None, p.seed)
     n_sub = step("eval subset", write_eval_set, prepared, degraded, variants, work / "eval_subset", args.eval_subset, p.seed)
@@ -274,9 +279,11 @@ def main(argv: list[str] | None = None) -> int:
         write_json(work / "eval_subset" / f"enhance_{e}.json", enh_sub[e])
 
     q_all = step("quality 7,178", run_quality, p, work / "eval_all" / "prepared", work / "eval_all" / "degraded",
-                 work / "eval_all" / "enhanced", work / "eval_all" / "quality.json", work / "eval_all" / "plots")
+                 work / "eval_all" / "enhanced", work / "eval_all" / "quality.json", work / "eval_all" / "plots",
+                 enhancers=CLASSICAL)
     q_sub = step("quality subset", run_quality, p, work / "eval_subset" / "prepared", work / "eval_subset" / "degraded",
-                 work / "eval_subset" / "enhanced", work / "eval_subset" / "quality.json", work / "eval_subset" / "plots")
+                 work / "eval_subset" / "enhanced", work / "eval_subset" / "quality.json", work / "eval_subset" / "plots",
+                 enhancers=CLASSICAL + LEARNED)
     load["after"] = loadavg()
 
     def rows(q: dict) -> dict:

@@ -386,7 +386,7 @@ def main() -> int:
             "test_acc": m["test_acc"], "paper": paper, "delta": round(m["test_acc"] - paper, 4),
             "val_acc": m["val_acc"], "best_epoch": m["best_epoch"], "epochs_run": m["epochs_run"],
             "test_macro_f1": m.get("test_macro_f1"), "params": m.get("params"),
-            "train_seconds": m["train_seconds"], "wall_s": round(dt, 1),
+            "train_seconds": m.get("train_seconds"), "wall_s": round(dt, 1),  # metrics no longer hold run facts
             "load_before": round(load0, 2), "load_after": round(load1, 2),
             "history_csv": hist, "per_class": m.get("per_class") or per_class_csv(run_dir / "plots" / "per_class.csv"),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": cmd_str(cmd),

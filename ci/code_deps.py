@@ -6,7 +6,7 @@ A stage's code is the import closure of its entry script (``stages/<name>.py``, 
 ``sys.path``), plus each package's ``__init__.py`` on the way, plus the modules imported by name at
 run time through the registry (``import_members(pkg)`` imports a whole package, ``import_all()`` the
 packages in ``MEMBER_PACKAGES``), plus package data files a module names (``"niqe_pris_params.npz"``).
-Third-party modules are not followed.
+Third-party modules are not followed.  The packaged copy of params.yaml is no code dep (see ``NOT_CODE``).
 
 A dvc.yaml code dep (a path under ``src/`` or ``stages/``) covers itself, a directory covers its
 files.  ``check`` reports, per stage, every closure file no dep covers (the stage would keep stale
@@ -27,8 +27,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE_DIRS = ("src", "stages")
-#: calls that import modules by name at run time: function name -> how to read its argument
+#: calls that import modules by name at run time (a constant name or ``__name__`` is followed)
 DYNAMIC_IMPORTERS = ("import_members", "import_module")
+#: files a module reads that are not code deps, and why
+NOT_CODE = {
+    "src/llfer/params.yaml": "the packaged copy of params.yaml (pydantic defaults; a test proves it equals "
+                             "params.yaml): DVC tracks the values a stage reads through its `params:`, so a "
+                             "changed default re-runs the stages that read that key, not every stage",
+}
 
 
 class ModuleIndex:
@@ -142,7 +148,7 @@ def closure(root: Path, script: str) -> set[str]:
     files = {index.files[m] for m in seen}
     for m in seen:
         files |= _data_files(index, m)
-    return {f.relative_to(root).as_posix() for f in files}
+    return {f.relative_to(root).as_posix() for f in files} - set(NOT_CODE)
 
 
 def code_files(root: Path) -> set[str]:

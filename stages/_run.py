@@ -1,30 +1,61 @@
 """Shared helper of the stage scripts: run one stage module's ``llfer`` command with the script's
 arguments (the paths dvc.yaml hands over) and exit with its status.
 
-Only that stage's module is imported, so a stage's code is its module and what that imports.
-When ``LLFER_STAGE_STATS`` names a file, one JSON line per stage (command,
-wall seconds, peak RSS in MiB) is appended to it; ``benchmarks/bench_pipeline.py``
-uses this to report per-stage time and memory.
+Only that stage's module is imported, so a stage's code is its module and what that imports
+(``python ci/code_deps.py`` lists it; dvc.yaml's deps must match, tests/test_dvc_deps.py checks).
+
+Run facts stay out of the outputs DVC hashes: under DVC (``$DVC_STAGE`` set) the stage's wall
+seconds, peak memory, torch threads, host, versions and whatever the stage recorded through
+:mod:`llfer.runfacts` go to ``metrics/timing/<stage>.json`` (no stage declares it; git ignores it).
+When ``LLFER_STAGE_STATS`` names a file, one JSON line per stage (command, wall seconds, peak RSS
+in MiB) is also appended to it; ``benchmarks/bench_pipeline.py`` uses this to report per-stage time
+and memory.
 """
 
 import json
 import os
+import platform
 import resource
 import sys
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 from types import ModuleType
 
+import torch
+
+from llfer import __version__
 from llfer.cli import main
+from llfer.runfacts import FACTS
+
+#: where each DVC stage's run facts go (relative to the stage's working directory, the repository root)
+TIMING_DIR = Path("metrics") / "timing"
+
+
+def _write_timing(stage: str, facts: dict) -> None:
+    TIMING_DIR.mkdir(parents=True, exist_ok=True)
+    path = TIMING_DIR / f"{stage}.json"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(facts, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 def run(stage: ModuleType) -> None:
     argv = [stage.COMMAND, *sys.argv[1:]]
     t0 = time.perf_counter()
     status = main(argv, stages=[stage])
+    seconds = round(time.perf_counter() - t0, 2)
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    dvc_stage = os.environ.get("DVC_STAGE")
+    if dvc_stage:
+        _write_timing(dvc_stage, {
+            "stage": dvc_stage, "status": status, "seconds": seconds, "peak_rss_mib": peak,
+            "threads": torch.get_num_threads(), "host": platform.node(), "machine": platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__, "llfer": __version__,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), **FACTS})
     stats = os.environ.get("LLFER_STAGE_STATS")
     if stats:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with open(stats, "a") as f:
-            f.write(json.dumps({"stage": " ".join(argv[:3]), "argv": argv, "seconds": round(time.perf_counter() - t0, 2),
-                                "peak_rss_mib": round(peak, 1), "status": status}) + "\n")
+            f.write(json.dumps({"stage": " ".join(argv[:3]), "argv": argv, "seconds": seconds,
+                                "peak_rss_mib": peak, "status": status}) + "\n")
     sys.exit(status)

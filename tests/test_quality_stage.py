@@ -46,12 +46,15 @@ def unpaired_set(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def paired(tiny_prepared: Path) -> tuple[Path, Path, Path]:
-    """The tiny 16 x 16 set, its dark_pil variant, and an empty enhanced root."""
+    """The tiny 16 x 16 set, its dark_pil variant, and an enhanced root with an output for each enhancer in
+    ``_params`` (quality scores exactly those; here they are the dark images themselves)."""
     ds = read_dataset(tiny_prepared)
     degraded = tiny_prepared.parent / "degraded"
-    write_dataset(degraded / "dark_pil", (np.asarray(ds.images) // 10).astype(np.uint8), ds.index, classes=ds.classes)
+    dark = (np.asarray(ds.images) // 10).astype(np.uint8)
+    write_dataset(degraded / "dark_pil", dark, ds.index, classes=ds.classes)
     enhanced = tiny_prepared.parent / "enhanced"
-    enhanced.mkdir()
+    for e in ("identity", "he", "gain", "zerodce"):
+        write_dataset(enhanced / e / "dark_pil", dark, ds.index, classes=ds.classes)
     return tiny_prepared, degraded, enhanced
 
 
@@ -69,7 +72,7 @@ def test_unpaired_niqe_rows(paired, unpaired_set, tmp_path):
     assert all(np.isfinite(r["niqe"]) for r in rows.values())
     assert rows["he"]["niqe"] != rows["input"]["niqe"]
     assert json.loads(out.read_text())["unpaired:unpaired_dicm"] == rows
-    assert "dark_pil" in res  # the paired table is still there
+    assert set(res["dark_pil"]) == {"input", "identity", "he", "gain", "zerodce"}  # the paired table, from params
     csv = (tmp_path / "plots" / "quality.csv").read_text()
     assert "unpaired:unpaired_dicm" in csv
 
@@ -88,5 +91,12 @@ def test_unpaired_default_empty_and_errors(paired, tmp_path):
         run_quality(_params([str(tmp_path / "missing")], niqe=False), prepared, degraded, enhanced,
                     tmp_path / "q3.json", tmp_path / "plots3")
     assert not (tmp_path / "q3.json").exists()
+    # a leftover folder of an enhancer params do not list is not scored; a listed one that is missing is an error
+    (enhanced / "gain").rename(enhanced / "old_gain")
+    with pytest.raises(DataError, match=r"gain/dark_pil: no enhanced data; params list enhancer 'gain'"):
+        run_quality(_params([], niqe=False), prepared, degraded, enhanced, tmp_path / "q4.json", tmp_path / "plots4")
+    res = run_quality(_params([], niqe=False), prepared, degraded, enhanced, tmp_path / "q5.json", tmp_path / "plots5",
+                      enhancers=["identity", "he"])
+    assert set(res["dark_pil"]) == {"input", "identity", "he"}
     with pytest.raises(ConfigError, match="quality.unpaired"):
         _params("not-a-list")  # type: ignore[arg-type]

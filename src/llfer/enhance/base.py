@@ -185,6 +185,7 @@ class LearnedEnhancer(Enhancer):
         meta = {"enhancer": self.name, "config": dumps_json(self.config), "extra": dumps_json(extra or {})}
         with atomic_path(path) as tmp:
             save_file(state, str(tmp), metadata=meta)
+            _sort_metadata(tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **overrides: Any) -> "LearnedEnhancer":
@@ -240,3 +241,23 @@ def pad_to_multiple(x: torch.Tensor, m: int) -> tuple[torch.Tensor, tuple[int, i
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
     return x, (h, w)
+
+
+def _sort_metadata(path: str | os.PathLike[str]) -> None:
+    """Rewrite a safetensors file's JSON header with its metadata keys sorted.
+
+    safetensors writes the metadata from a Rust ``HashMap``, whose order changes from process to
+    process, so two runs that save identical weights would give files with different bytes (and DVC
+    hashes).  Only the header changes; the tensor offsets are relative to the data that follows it.
+    """
+    import json
+    import struct
+
+    raw = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    head = json.loads(raw[8 : 8 + n])
+    if "__metadata__" in head:
+        head["__metadata__"] = dict(sorted(head["__metadata__"].items()))
+    text = json.dumps(head, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes
+    Path(path).write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])

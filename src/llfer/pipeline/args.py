@@ -31,6 +31,12 @@ def params_of(args: argparse.Namespace) -> Params:
     return p
 
 
+def fer_runs(p: Params) -> list[str]:
+    """The FER runs params configure (``<backbone>-<input>`` over ``fer.inputs`` and ``fer.enhanced_inputs``),
+    sorted: what evaluate and report aggregate, never whatever folders or files exist."""
+    return sorted(f"{b}-{i}" for b in p.fer.backbones for i in [*p.fer.inputs, *p.fer.enhanced_inputs])
+
+
 def roots_of(args: argparse.Namespace, p: Params) -> Roots:
     enhanced = getattr(args, "enhanced", None)
     return input_roots(Path(args.prepared), Path(args.degraded), Path(enhanced) if enhanced else None, p)

@@ -14,6 +14,7 @@ from ..build import apply_enhancer, build_enhancer
 from ..config import Params
 from ..data.store import read_dataset, write_dataset
 from ..device import resolve_device
+from ..errors import DataError
 from ..io import atomic_dir
 from .args import SubParsers, add_common, params_of
 
@@ -31,11 +32,22 @@ def enhanced_splits(p: Params, variant: str) -> list[str] | None:
     return None if variant in p.enhance.all_splits else [p.enhance.split]
 
 
-def enhancer_dirs(enhanced_root: Path) -> list[str]:
-    """Names of the enhancers with output under ``enhanced_root`` (one directory each)."""
-    if not enhanced_root.exists():
-        return []
-    return sorted(d.name for d in enhanced_root.iterdir() if d.is_dir() and not d.name.startswith("."))
+def enhancer_names(p: Params) -> list[str]:
+    """The enhancers params configure (``classical`` and ``learned``), sorted: what quality and evaluate score."""
+    return sorted(set(p.classical) | set(p.learned))
+
+
+def enhanced_outputs(p: Params, enhanced_root: Path, names: list[str] | None = None) -> dict[str, Path]:
+    """``name -> enhanced_root/name`` for the enhancers in params (or ``names``), each checked to hold every
+    variant of ``enhance.variants``.  Aggregating stages read this list, never the folder listing, so a
+    leftover folder of an enhancer params no longer lists is not scored, and a missing one is an error."""
+    out = {e: Path(enhanced_root) / e for e in (enhancer_names(p) if names is None else names)}
+    missing = [d / v for e, d in out.items() for v in p.enhance.variants if not (d / v / "meta.json").exists()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(f"{missing[0]}: no enhanced data{more}; params list enhancer {missing[0].parent.name!r} "
+                        "(run its enhance stage: dvc repro)")
+    return out
 
 
 def run_enhance(p: Params, name: str, degraded: Path, out: Path, model_dir: Path | None = None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from ..data.download import archive_limits, resolve_source
 from ..errors import ConfigError
 from ..io import check_outputs
 from ..registry import DATASETS
+from ..runfacts import record
+from ..workers import from_root, from_root_or_url
 from .args import SubParsers, add_common, params_of
 
 
@@ -30,7 +32,8 @@ def run_prepare(p: Params, out: Path, source: str | None = None, sha256: str | N
     DATASETS.entry(name, key="dataset.name")  # an unknown name fails before any download
     path = None
     if src is not None:
-        path = resolve_source(str(src), digest, Path(p.dataset.cache_dir))
+        # relative paths: against the repository, also inside a queued experiment's temporary copy
+        path = resolve_source(from_root_or_url(str(src)), digest, from_root(p.dataset.cache_dir))
         check_outputs([("--out", out)], [("dataset source", path)])
     elif name != "synthetic":
         raise ConfigError(f"dataset.source: dataset {name!r} needs a source (a local path or a URL)")
@@ -40,7 +43,7 @@ def run_prepare(p: Params, out: Path, source: str | None = None, sha256: str | N
     with archive_limits(p.dataset.max_member_mb, p.dataset.max_compression_ratio):
         prepared = DATASETS.build(name, key="dataset.options", source=path, **opts)
     prepared.provenance.update({"dataset": name, "source": src, "sha256": digest, "options": opts})
-    prepared.report.setdefault("seconds", round(time.perf_counter() - t0, 3))
+    record(read_seconds=round(time.perf_counter() - t0, 3))  # a run fact: never in the (hashed) report
     prepared.write(out)
     return prepared.report
 

@@ -18,8 +18,9 @@ from ..errors import DataError
 from ..io import atomic_dir, write_json
 from ..metrics.niqe import niqe
 from ..metrics.quality import psnr, ssim
+from ..workers import from_root
 from .args import SubParsers, add_common, params_of
-from .enhance import enhancer_dirs
+from .enhance import enhanced_outputs
 
 
 #: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
@@ -29,22 +30,23 @@ INPUTS = ("prepared", "degraded", "enhanced", "models")
 
 
 def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, out_json: Path,
-                plots_dir: Path, models_root: Path | None = None) -> dict[str, Any]:
+                plots_dir: Path, models_root: Path | None = None, enhancers: list[str] | None = None) -> dict[str, Any]:
     """PSNR / SSIM (vs the clean image) and NIQE of every enhancer's output on each enhanced variant.
 
     The degraded input itself is a row (``input``).  Writes ``out_json`` and a
     sample-grid PNG per variant (clean / degraded / each enhancer on the same faces).
     Each prepared unpaired low-light set in ``quality.unpaired`` adds a key
     ``unpaired:<dirname>`` with the NIQE of its photos and of every enhancer's
-    output on them (:func:`unpaired_niqe`; learned enhancers whose checkpoint
-    is under ``models_root/<name>/``).
+    output on them (:func:`unpaired_niqe`; the learned enhancers when ``models_root``
+    is given).  The enhancers scored are those params list (or ``enhancers``),
+    never whatever folders ``enhanced_root`` holds; a missing output is an error.
     """
     clean = read_dataset(prepared)
     idx = clean.split_indices(p.quality.split)
     if len(idx) == 0:
         raise DataError(f"{prepared}: split {p.quality.split!r} is empty")
     ref = np.asarray(clean.images[idx])
-    names = enhancer_dirs(enhanced_root)
+    outputs = enhanced_outputs(p, Path(enhanced_root), enhancers)
     rng = np.random.default_rng(p.seed)
     niqe_idx = np.sort(rng.choice(len(idx), min(len(idx), p.quality.niqe_max_images), replace=False))
     grid_idx = np.sort(rng.choice(len(idx), min(len(idx), p.quality.grid_images), replace=False))
@@ -63,10 +65,8 @@ def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, 
         low = np.asarray(dv.images[idx])
         rows = {"input": score(low)}
         grids[v] = [("clean", ref[grid_idx]), (v, low[grid_idx])]
-        for e in names:
-            d = enhanced_root / e / v
-            if not d.exists():
-                continue
+        for e, root in outputs.items():
+            d = root / v
             ed = read_dataset(d)
             e_idx = ed.split_indices(p.quality.split)
             if ed.index["id"].iloc[e_idx].tolist() != clean.index["id"].iloc[idx].tolist():
@@ -78,7 +78,8 @@ def run_quality(p: Params, prepared: Path, degraded: Path, enhanced_root: Path, 
     if result_clean:
         result["clean"] = {"reference": result_clean}
     for d in p.quality.unpaired:
-        result[f"unpaired:{Path(d).name}"] = unpaired_niqe(p, Path(d), models_root)
+        # relative: against the repository, also inside a queued experiment's temporary copy
+        result[f"unpaired:{Path(d).name}"] = unpaired_niqe(p, from_root(d), models_root)
     write_json(out_json, result)
     with atomic_dir(plots_dir) as tmp:
         for v, cols in grids.items():
@@ -94,7 +95,8 @@ def unpaired_niqe(p: Params, directory: Path, models_root: Path | None = None) -
     ``directory`` is a prepared dataset (``llfer prepare --dataset unpaired``).
     Up to ``quality.niqe_max_images`` photos (a fixed random choice, seed
     ``seed``) are scored as they are (row ``input``), then after every classical
-    enhancer and every learned one with ``models_root/<name>/model.safetensors``.
+    enhancer and, when ``models_root`` is given, every learned one in params (its checkpoint
+    ``models_root/<name>/model.safetensors`` must exist).
     Photos smaller than 192 px (two 96 px NIQE blocks) are upsampled by
     ``quality.niqe_upsample``.  Computed whenever the set is listed, whatever
     ``quality.niqe`` says (NIQE is the only score without a reference).
@@ -115,8 +117,12 @@ def unpaired_niqe(p: Params, directory: Path, models_root: Path | None = None) -
     device = resolve_device(p.runtime.device)
     rows = {"input": {"niqe": float(np.nanmean(niqe(low, upsample=up)))}}
     names = list(p.classical)
-    if models_root is not None:
-        names += [e for e in p.learned if (Path(models_root) / e / "model.safetensors").exists()]
+    if models_root is not None:  # every learned enhancer in params, each with its checkpoint
+        for e in p.learned:
+            if not (Path(models_root) / e / "model.safetensors").exists():
+                raise DataError(f"{Path(models_root) / e / 'model.safetensors'}: missing; params list learned "
+                                f"enhancer {e!r} (run train_enhancer@{e}: dvc repro)")
+        names += list(p.learned)
     for e in names:
         if e in ("identity", "none"):
             continue

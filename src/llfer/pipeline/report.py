@@ -13,7 +13,7 @@ from .. import plots
 from ..config import Params
 from ..errors import DataError
 from ..io import atomic_dir, read_json, write_json
-from .args import SubParsers, add_common, params_of
+from .args import SubParsers, add_common, fer_runs, params_of
 
 
 #: the CLI sub-command, and the options naming its outputs / inputs (checked before any work)
@@ -29,14 +29,22 @@ def extra_inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 
 def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) -> dict[str, Any]:
-    """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart."""
+    """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart.
+
+    The FER runs are those params configure (:func:`fer_runs`), never whatever files ``metrics/fer/``
+    holds; every input must exist (the files that are there are read first, so a broken one is named).
+    """
     metrics_dir = Path(metrics_dir)
-    runs = {f.stem: _metrics(f, ("test_acc", "test_macro_f1")) for f in sorted((metrics_dir / "fer").glob("*.json"))}
-    if not runs:
-        raise DataError(f"{metrics_dir / 'fer'}: no FER metrics found (run train_fer first)")
-    tte = _metrics(metrics_dir / "tte.json", (), nested=True) if (metrics_dir / "tte.json").exists() else {}
-    quality = _metrics(metrics_dir / "quality.json", (), nested=True) if (metrics_dir / "quality.json").exists() else {}
-    cv = _metrics(metrics_dir / "cv.json", ("accuracy_mean", "accuracy_std", "folds")) if (metrics_dir / "cv.json").exists() else {}
+    files = {r: metrics_dir / "fer" / f"{r}.json" for r in fer_runs(p)}
+    runs = {r: _metrics(f, ("test_acc", "test_macro_f1")) for r, f in files.items() if f.exists()}
+    inputs = {"tte": (metrics_dir / "tte.json", (), True), "quality": (metrics_dir / "quality.json", (), True),
+              "cv": (metrics_dir / "cv.json", ("accuracy_mean", "accuracy_std", "folds"), False)}
+    read = {k: _metrics(f, keys, nested=nested) for k, (f, keys, nested) in inputs.items() if f.exists()}
+    missing = [f for r, f in files.items() if r not in runs] + [f for k, (f, _, _) in inputs.items() if k not in read]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(f"{missing[0]}: missing{more}; params list it (run the stages before report: dvc repro)")
+    tte, quality, cv = read["tte"], read["quality"], read["cv"]
     rows = []
     notes: list[str] = []
     for name, m in runs.items():

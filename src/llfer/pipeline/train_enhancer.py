@@ -18,6 +18,8 @@ from ..device import resolve_device, seed_everything
 from ..enhance.base import num_params
 from ..errors import ConfigError, DataError
 from ..io import atomic_dir
+from ..runfacts import record
+from ..workers import from_root
 from .args import SubParsers, add_common, params_of
 
 
@@ -60,16 +62,19 @@ def run_train_enhancer(p: Params, name: str, prepared: Path, degraded: Path, out
     seed_everything(p.seed)
     enh = cls(**lc.model)
     if lc.init:
-        enh.init_from(lc.init)
+        enh.init_from(from_root(lc.init))  # relative: against the repository, also in a queued experiment
     device = resolve_device(p.runtime.device)
     t0 = time.perf_counter()
     tc = lc.train.model_dump(exclude={"max_pairs"})
     history = enh.fit(low, high, seed=p.seed, device=device, **tc)
     secs = time.perf_counter() - t0
-    summary = {"enhancer": name, "pairs": int(len(low)), "iterations": tc["iterations"], "seconds": round(secs, 2),
-               "params": num_params(enh.model), "images_per_second": round(tc["iterations"] * tc["batch_size"] / max(secs, 1e-9), 1),
+    # The summary is hashed by DVC (and stored in the checkpoint): results only.  Speed and device are run
+    # facts (metrics/timing/<stage>.json, see llfer.runfacts).
+    summary = {"enhancer": name, "pairs": int(len(low)), "iterations": tc["iterations"], "params": num_params(enh.model),
                "first_loss": history[0]["loss"] if history else None, "last_loss": history[-1]["loss"] if history else None,
-               "init": lc.init, "device": str(device)}
+               "init": lc.init}
+    record(train_seconds=round(secs, 2), images_per_second=round(tc["iterations"] * tc["batch_size"] / max(secs, 1e-9), 1),
+           device=str(device))
     with atomic_dir(out) as tmp:
         enh.save(tmp / "model.safetensors", extra=summary)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -79,7 +84,7 @@ def run_train_enhancer(p: Params, name: str, prepared: Path, degraded: Path, out
 
 def command(args: argparse.Namespace) -> int:
     s = run_train_enhancer(params_of(args), args.name, Path(args.prepared), Path(args.degraded), Path(args.out))
-    print(f"trained {args.name}: loss {s['first_loss']:.4f} -> {s['last_loss']:.4f} in {s['seconds']} s -> {args.out}")
+    print(f"trained {args.name}: loss {s['first_loss']:.4f} -> {s['last_loss']:.4f} -> {args.out}")
     return 0
 
 

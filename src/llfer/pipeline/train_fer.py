@@ -23,6 +23,7 @@ from ..enhance.base import num_params
 from ..inputs import InputLoader, Roots, make_loader, parse_spec
 from ..io import atomic_dir, write_json
 from ..metrics.classification import classification_metrics, confusion_rows
+from ..runfacts import record
 from ..train.fer import predict, train_classifier
 from .args import SubParsers, add_common, params_of, roots_of
 
@@ -84,11 +85,13 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
         logging.getLogger("llfer").warning(
             "%s: class(es) %s absent from the test split; macro-F1 averages over the %d present",
             roots.prepared, ", ".join(main["absent_classes"]), len(classes) - len(main["absent_classes"]))
-    # Flat and small, numbers only (dvc metrics show / diff); details go to plots/ and the model dir.
+    # Flat and small, numbers only (dvc metrics show / diff); details go to plots/ and the model dir.  No run
+    # facts (they would change the hash and the diff on every run): training time goes to metrics/timing/.
+    record(train_seconds=round(res.seconds, 2), device=str(device))
     metrics: dict[str, Any] = {
         "test_acc": round(main["accuracy"], 4), "test_macro_f1": round(main["macro_f1"], 4),
         "val_acc": round(res.best_val_acc, 4), "best_epoch": res.best_epoch, "epochs_run": len(res.history),
-        "train_seconds": round(res.seconds, 2), "params": num_params(res.model),
+        "params": num_params(res.model),
         **{f"acc_{k}": round(v["accuracy"], 4) for k, v in evals.items() if k != "test"},
     }
     per_class = pd.DataFrame([{"class": c, "precision": round(v["precision"], 4), "recall": round(v["recall"], 4),
