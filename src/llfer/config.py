@@ -311,6 +311,7 @@ class Params(_Strict):
         from .data.common import Builder
         from .degrade import apply_steps, expand_variants
         from .preprocess import apply_preprocessors
+        from .models.common import resolve_pretrained
         from .registry import BACKBONES, ENHANCERS
 
         imgs = np.linspace(0, 255, 2 * 16 * 16).astype(np.uint8).reshape(2, 16, 16)
@@ -325,6 +326,9 @@ class Params(_Strict):
                 _probe(f"learned.{name}.model", lambda name=name, lc=lc: ENHANCERS.get(name)(**lc.model))
             for b in dict.fromkeys(self.fer.backbones + [self.cv.backbone]):
                 opts = {**BACKBONES.entry(b).defaults, **self.fer.models.get(b, {}), "num_classes": 7, "in_channels": 1}
+                if "pretrained" in opts:  # checked, but never downloaded or read here
+                    _probe(f"fer.models.{b}.pretrained", lambda opts=opts: _weights_file(resolve_pretrained(opts["pretrained"])))
+                    opts["pretrained"] = False
                 _probe(f"fer.models.{b}", lambda b=b, opts=opts: BACKBONES.build(b, key=f"fer.models.{b}", **opts))
         for name in self.fer.preprocess:
             _probe(f"fer.preprocess.{name}", lambda name=name: apply_preprocessors(
@@ -355,6 +359,12 @@ class Params(_Strict):
         if name in self.learned:
             return dict(self.learned[name].model)
         raise ConfigError(f"enhancer: unknown enhancer {name!r}; allowed: {', '.join(sorted(set(self.classical) | set(self.learned)))}")
+
+
+def _weights_file(pretrained: bool | str) -> None:
+    """A ``pretrained`` path must name an existing file (True / False are resolved by the backbone)."""
+    if isinstance(pretrained, str) and not Path(pretrained).is_file():
+        raise ConfigError(f"weights file {pretrained!r} does not exist")
 
 
 def _probe(key: str, fn: Any) -> None:
