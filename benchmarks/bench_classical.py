@@ -7,13 +7,13 @@ Usage::
 
 Faces: every JPEG under ``test/`` of ``fer2013.zip`` (48 x 48 gray, 7,178),
 read straight from the archive in --data / $LLFER_DATA_DIR /
-<repo>/../shared/datasets; without the archive, 7,178 seeded synthetic smooth
+<repo>/data/raw; without the archive, 7,178 seeded synthetic smooth
 faces stand in (and the quality numbers mean little).  They are darkened as
-PIL's ``ImageEnhance.Brightness(f)`` does (v -> floor(v * f), METHODS.md),
+PIL's ``ImageEnhance.Brightness(f)`` does (v -> floor(v * f)),
 then each classical enhancer runs once over the whole batch (wall time, one
 process); PSNR and SSIM of its output against the clean faces are averaged
 (PSNR capped at 100 dB).  Target: <= 30 s per enhancer on 2 shared CPU cores.
-Seed 000's Table 2 (same darkening at 10 %, FER2013 test) is quoted for
+[mirnet-fer]'s Table 2 (same darkening at 10 %, FER2013 test) is quoted for
 comparison.
 
 HE and CLAHE call OpenCV; the same run also times llfer's former NumPy
@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))  # numpy_he_clahe: the former NumPy HE / CLAHE
 
 LIMIT_S = 30.0
-PAPER_TABLE2 = {  # seed 000, Table 2: PSNR (dB), SSIM on the darkened FER2013 test set
+PAPER_TABLE2 = {  # [mirnet-fer], Table 2: PSNR (dB), SSIM on the darkened FER2013 test set
     "darkened": (6.321, 0.062),
     "agc": (13.70, 0.594),
     "retinex": (12.50, 0.735),
@@ -100,7 +100,7 @@ def opencv_vs_numpy(dark: np.ndarray, repeat: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.environ.get("LLFER_DATA_DIR", str(REPO.parent / "shared" / "datasets")))
+    ap.add_argument("--data", default=os.environ.get("LLFER_DATA_DIR", str(REPO / "data" / "raw")))
     ap.add_argument("--factor", type=float, default=0.1, help="PIL brightness factor of the darkening")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "classical.json"))
     ap.add_argument("--repeat", type=int, default=3, help="runs per method in the OpenCV vs NumPy timing (best kept)")
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "limit_s": LIMIT_S,
         "enhancers": rows,
         "opencv_vs_numpy": vs,
-        "paper_table2_seed000": {k: {"psnr_db": v[0], "ssim": v[1]} for k, v in PAPER_TABLE2.items()},
+        "paper_table2_mirnet_fer": {k: {"psnr_db": v[0], "ssim": v[1]} for k, v in PAPER_TABLE2.items()},
         "machine": {"python": platform.python_version(), "opencv": cv2.__version__, "cpus": os.cpu_count(), "note": "CPU cores shared with other jobs"},
     }
     write_json(args.out, res)

@@ -4,13 +4,13 @@ Usage::
 
     .venv/bin/python benchmarks/bench_degrade.py [DATA_DIR] [--prepared DIR] [--out benchmarks/results/degrade.json]
 
-DATA_DIR defaults to $LLFER_DATA_DIR, else <repo>/../shared/datasets.  FER2013
+DATA_DIR defaults to $LLFER_DATA_DIR, else <repo>/data/raw.  FER2013
 is prepared from ``DATA_DIR/fer2013.zip`` into a temporary folder (not timed);
 ``--prepared DIR`` reuses a prepared dataset there, or prepares into DIR and
 keeps it when DIR does not exist yet.
 
 The variants are those of the repository's ``params.yaml`` ``degrade`` section,
-plus seed 004's low-resolution sizes (32, 20, 15, 10, 8, 5 px) and a
+plus [efc-lowres]'s low-resolution sizes (32, 20, 15, 10, 8, 5 px) and a
 dark-then-low-res combination (``dark_pil_lowres_12``).  The stage function
 ``llfer.pipeline.run_degrade`` runs in a fresh child process, reaped with
 ``os.wait4`` to get that child's own peak resident set size; per-variant seconds
@@ -34,7 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT_S = 60.0
-SEED004_SIZES = [32, 20, 15, 10, 8, 5]
+EFC_LOWRES_SIZES = [32, 20, 15, 10, 8, 5]
 COMBO = {"dark_pil_lowres_12": ["dark_pil", "lowres_12"]}
 
 CHILD = r"""
@@ -72,13 +72,13 @@ print(json.dumps({"import_s": t1 - t0, "degrade_s": t2 - t1, "degrade_cpu_s": c2
 
 
 def degrade_section(params_file: Path) -> dict:
-    """The repository's ``degrade`` section plus seed 004's sizes and a dark-then-low-res combination."""
+    """The repository's ``degrade`` section plus [efc-lowres]'s sizes and a dark-then-low-res combination."""
     import yaml
 
     cfg = yaml.safe_load(params_file.read_text()).get("degrade") or {}
     lr = dict(cfg.get("lowres") or {"interpolation": "area"})
     sizes = [int(s) for s in lr.get("sizes", [])]
-    lr["sizes"] = sizes + [s for s in SEED004_SIZES if s not in sizes]
+    lr["sizes"] = sizes + [s for s in EFC_LOWRES_SIZES if s not in sizes]
     cfg["lowres"] = lr
     combos = dict(cfg.get("combos") or {})
     combos.update(COMBO)
@@ -119,7 +119,7 @@ def run_child(prepared: Path, out: Path, cfg: dict, params_file: Path, workdir: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", nargs="?", default=os.environ.get("LLFER_DATA_DIR") or str(REPO / ".." / "shared" / "datasets"))
+    ap.add_argument("data_dir", nargs="?", default=os.environ.get("LLFER_DATA_DIR") or str(REPO / "data" / "raw"))
     ap.add_argument("--prepared", help="prepared FER2013 to reuse (prepared into it and kept when absent)")
     ap.add_argument("--params", default=str(REPO / "params.yaml"), help="params file whose degrade section is used")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "degrade.json"))

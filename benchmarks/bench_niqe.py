@@ -16,7 +16,7 @@ Only ``basicsr/metrics/niqe.py`` and the few modules it imports are loaded
 absent (niqe.py uses it only for a BGR -> gray conversion we do not call).
 
 Images: the first ``n`` FER2013 test faces (48 x 48 gray JPEGs read from
-``fer2013.zip`` in --data / $LLFER_DATA_DIR / <repo>/../shared/datasets), or
+``fer2013.zip`` in --data / $LLFER_DATA_DIR / <repo>/data/raw), or
 seeded synthetic smooth faces when the archive is absent.  Both sides enlarge
 them x4 with MATLAB-style bicubic interpolation (BasicSR's ``imresize`` for the
 reference), clip, round, and score at 192 x 192.  Two timings: the whole path
@@ -122,7 +122,7 @@ def interleaved_best(fns: dict, repeat: int) -> tuple[dict, dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--basicsr", default=os.environ.get("LLFER_BASICSR_SRC", "/tmp/basicsr/basicsr-1.4.2"))
-    ap.add_argument("--data", default=os.environ.get("LLFER_DATA_DIR", str(REPO.parent / "shared" / "datasets")))
+    ap.add_argument("--data", default=os.environ.get("LLFER_DATA_DIR", str(REPO / "data" / "raw")))
     ap.add_argument("-n", type=int, default=100)
     ap.add_argument("--upsample", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3)

@@ -4,7 +4,7 @@ Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_prepare.py [DATA_DIR] [--out benchmarks/results/prepare.json]
 
-DATA_DIR defaults to $LLFER_DATA_DIR, else <repo>/../shared/datasets.  Each
+DATA_DIR defaults to $LLFER_DATA_DIR, else <repo>/data/raw.  Each
 archive is prepared in a fresh child process by ``llfer.pipeline.run_prepare``
 (source check, reader, write into a temporary folder; reader + ``Prepared.write``
 if the pipeline module is absent);
@@ -93,7 +93,7 @@ def run_one(name: str, archive: Path, workdir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", nargs="?", default=os.environ.get("LLFER_DATA_DIR") or str(REPO / ".." / "shared" / "datasets"))
+    ap.add_argument("data_dir", nargs="?", default=os.environ.get("LLFER_DATA_DIR") or str(REPO / "data" / "raw"))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "prepare.json"))
     args = ap.parse_args(argv)
     data = Path(args.data_dir)

@@ -7,7 +7,7 @@ Usage::
         [--threads T] [--workers 2] [--out benchmarks/results/train_loop.json]
 
 Data: the real FER2013 archive ``$LLFER_DATA_DIR/fer2013.zip`` (default
-``<repo>/../shared/datasets``).  Once, into ``benchmarks/work/train_loop/``
+``<repo>/data/raw``).  Once, into ``benchmarks/work/train_loop/``
 (gitignored), its JPEGs are extracted as an ImageFolder tree (``train/<class>/``
 and ``val/<class>/`` = the PublicTest images) and the same archive is read by
 llfer's ``fer2013`` reader into a uint8 array (cached as .npy).  Both loops see
@@ -66,7 +66,7 @@ LR = 3e-3
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("LLFER_DATA_DIR") or REPO.parent / "shared" / "datasets")
+    return Path(os.environ.get("LLFER_DATA_DIR") or REPO / "data" / "raw")
 
 
 def prepare_cache(archive: Path, cache: Path) -> tuple[Path, dict]:

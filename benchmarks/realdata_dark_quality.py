@@ -1,12 +1,12 @@
-"""PSNR / SSIM of ``dark_pil`` (factor 0.1) against the clean FER2013 test faces, next to seed 000's Table 2.
+"""PSNR / SSIM of ``dark_pil`` (factor 0.1) against the clean FER2013 test faces, next to [mirnet-fer]'s Table 2.
 
 Usage::
 
     .venv/bin/python benchmarks/realdata_dark_quality.py [DATA_DIR] [--prepared DIR] [--out benchmarks/results/dark_quality.json]
 
-DATA_DIR defaults to $LLFER_DATA_DIR, else <repo>/../shared/datasets; the faces
+DATA_DIR defaults to $LLFER_DATA_DIR, else <repo>/data/raw; the faces
 are read from ``DATA_DIR/fer2013.zip`` by the ``fer2013`` reader (or from an
-already prepared dataset with ``--prepared``).  Seed 000 (sec. 4.4.1, Table 2)
+already prepared dataset with ``--prepared``).  [mirnet-fer] (sec. 4.4.1, Table 2)
 scores its "Darkened Images" (PIL ``ImageEnhance.Brightness``, 10 %) on "the
 synthesized FER2013 dataset with a total of 7,178 images" -- the archive's
 ``test/`` folder = PublicTest (our ``val``, 3,589) + PrivateTest (our ``test``,
@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-SEED000 = {"psnr_db": 6.321, "ssim": 0.062, "source": "seed 000 (2bd13bcaea3af094), Table 2, 'Darkened Images'",
+MIRNET_FER = {"psnr_db": 6.321, "ssim": 0.062, "source": "[mirnet-fer], Table 2, 'Darkened Images'",
            "images": "FER2013 test, 7,178 faces (PublicTest + PrivateTest)", "darkening": "PIL ImageEnhance.Brightness 10 %"}
 FACTOR = 0.1
 
@@ -90,7 +90,7 @@ def jpeg_roundtrip(images: np.ndarray, quality: int = 75) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", nargs="?", default=os.environ.get("LLFER_DATA_DIR") or str(REPO / ".." / "shared" / "datasets"))
+    ap.add_argument("data_dir", nargs="?", default=os.environ.get("LLFER_DATA_DIR") or str(REPO / "data" / "raw"))
     ap.add_argument("--prepared", help="an already prepared FER2013 dataset directory (instead of reading the zip)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "dark_quality.json"))
     args = ap.parse_args(argv)
@@ -101,10 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     clean, split, where = load_faces(Path(args.data_dir), Path(args.prepared) if args.prepared else None)
     dark = dark_pil(clean, factor=FACTOR)
-    main_rows = {"val+test (7,178, seed 000's set)": scores(dark, clean),
+    main_rows = {"val+test (7,178, [mirnet-fer]'s set)": scores(dark, clean),
                  "val (PublicTest)": scores(dark[split == "val"], clean[split == "val"]),
                  "test (PrivateTest)": scores(dark[split == "test"], clean[split == "test"])}
-    both = main_rows["val+test (7,178, seed 000's set)"]
+    both = main_rows["val+test (7,178, [mirnet-fer]'s set)"]
 
     # Alternatives on the 7,178 faces: what a different (unstated) protocol would give.
     rgb_c, rgb_d = np.repeat(clean[..., None], 3, -1), np.repeat(dark[..., None], 3, -1)
@@ -128,16 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     alt_psnr = [both["psnr_db_median"], both["psnr_db_pooled_mse"], both["psnr_db_without_identical"]] + [v["psnr_db"] for v in alt.values() if isinstance(v, dict)]
     alt_ssim = [v["ssim"] if isinstance(v, dict) else v for v in alt.values()]
     comparison = (
-        f"ours {both['psnr_db']:.3f} dB / SSIM {both['ssim']:.3f} vs seed 000 {SEED000['psnr_db']} dB / {SEED000['ssim']}: "
-        f"{both['psnr_db'] - SEED000['psnr_db']:+.3f} dB, SSIM {both['ssim'] - SEED000['ssim']:+.3f}. "
+        f"ours {both['psnr_db']:.3f} dB / SSIM {both['ssim']:.3f} vs [mirnet-fer] {MIRNET_FER['psnr_db']} dB / {MIRNET_FER['ssim']}: "
+        f"{both['psnr_db'] - MIRNET_FER['psnr_db']:+.3f} dB, SSIM {both['ssim'] - MIRNET_FER['ssim']:+.3f}. "
         "Same count of faces (the 7,178 test JPEGs) and the same darkening (bit-identical to "
-        "ImageEnhance.Brightness(0.1)). Seed 000 does not state its PSNR/SSIM implementation, SSIM window, colour "
+        "ImageEnhance.Brightness(0.1)). [mirnet-fer] does not state its PSNR/SSIM implementation, SSIM window, colour "
         "handling or averaging; the alternatives tried here (median or pooled-MSE PSNR, PSNR without the one all-black face, Gaussian-window SSIM, "
         "3-channel RGB, JPEG re-save of the darkened faces, rounding instead of flooring) give PSNR "
         f"{min(alt_psnr):.2f}-{max(alt_psnr):.2f} dB and SSIM {min(alt_ssim):.3f}-{max(alt_ssim):.3f}, none reaching "
-        f"the seed's values, and no darkening factor matches both of them (PSNR {sweep['0.19']['psnr_db']:.2f} dB "
+        f"the paper's values, and no darkening factor matches both of them (PSNR {sweep['0.19']['psnr_db']:.2f} dB "
         f"needs a factor of ~0.19, where SSIM is already {sweep['0.19']['ssim']:.2f}). So the gap most likely comes "
-        "from the seed's unstated scoring protocol rather than from the darkening; both agree that 10 % brightness "
+        "from the paper's unstated scoring protocol rather than from the darkening; both agree that 10 % brightness "
         "leaves a PSNR of about 5-6 dB and an SSIM of about 0.05-0.06."
     )
     print(f"faces: {len(clean)} from {where}  (dark_pil factor {FACTOR})")
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in main_rows.items():
         print(f"{name:34s} {r['n']:5d} {r['psnr_db']:8.3f} {r['ssim']:7.4f} {r['psnr_db_median']:7.3f} "
               f"{r['psnr_db_pooled_mse']:7.3f} {r['psnr_db_without_identical']:8.3f} ({r['identical_pairs']} identical)")
-    print(f"{'seed 000 Table 2 (Darkened Images)':34s} {7178:5d} {SEED000['psnr_db']:8.3f} {SEED000['ssim']:7.4f}")
+    print(f"{'[mirnet-fer] Table 2 (Darkened Images)':34s} {7178:5d} {MIRNET_FER['psnr_db']:8.3f} {MIRNET_FER['ssim']:7.4f}")
     for k, v in alt.items():
         print(f"  {k}: {v}")
     print("  factor sweep (PSNR dB, SSIM): " + ", ".join(f"{f}: {v['psnr_db']}/{v['ssim']}" for f, v in sweep.items()))
@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                    "identical pair (the all-black face PublicTest_5543497 stays black) has PSNR +inf, capped at "
                    "100 dB by llfer.metrics.quality.mean_score (psnr_db_without_identical leaves it out)",
         "ours": main_rows,
-        "seed_000": SEED000,
-        "difference_vs_seed": {"psnr_db": round(both["psnr_db"] - SEED000["psnr_db"], 3), "ssim": round(both["ssim"] - SEED000["ssim"], 4)},
+        "mirnet_fer": MIRNET_FER,
+        "difference_vs_paper": {"psnr_db": round(both["psnr_db"] - MIRNET_FER["psnr_db"], 3), "ssim": round(both["ssim"] - MIRNET_FER["ssim"], 4)},
         "alternatives_on_7178": alt,
         "factor_sweep": sweep,
         "comparison": comparison,

@@ -8,17 +8,17 @@ Usage::
 Experiments:
 
 * ``fer2013``: mini-Xception on FER2013 with the inputs clean, he, gcn, gcn_he,
-  salt_pepper, against seed 001 Table 3 (overall test accuracy);
+  salt_pepper, against [mini-xception-fer] Table 3 (overall test accuracy);
   params ``benchmarks/configs/fer2013_minixception.yaml``.
 * ``ferplus``: EFC net on FER2013Plus downscaled (area) to 20, 15, 10, 8, 5 px and
-  fed at that native size (seed 004), against seed 004 Table 3;
+  fed at that native size ([efc-lowres]), against [efc-lowres] Table 3;
   params ``benchmarks/configs/ferplus_efcnet_<px>px.yaml`` = ``ferplus_efcnet.yaml``
   with ``fer.models.efcnet.input_size: <px>`` (written by this script).
 
 Every step is a plain ``llfer`` command (prepare, degrade, train-fer) run from the
 repository root; data go under ``benchmarks/work/<dataset>/`` (gitignored) and
 are reused when present.  DATA_DIR (``--data-dir``, else ``$LLFER_DATA_DIR``,
-else ``<repo>/../shared/datasets``) only overrides ``llfer prepare --source``.
+else ``<repo>/data/raw``) only overrides ``llfer prepare --source``.
 ``--epochs`` writes a copy of the params file under ``benchmarks/work/configs/``
 with ``fer.train.epochs`` changed (the results then name that file).
 
@@ -50,9 +50,9 @@ WORK = REPO / "benchmarks" / "work"
 RESULTS = REPO / "benchmarks" / "results"
 LLFER = [str(Path(sys.executable).parent / "llfer")] if (Path(sys.executable).parent / "llfer").exists() else [sys.executable, "-m", "llfer.cli"]
 
-#: seed 001 Table 3, overall test accuracy (fraction)
+#: [mini-xception-fer] Table 3, overall test accuracy (fraction)
 PAPER_FER2013 = {"clean": 0.70, "he": 0.71, "gcn": 0.66, "gcn_he": 0.61, "salt_pepper": 0.69}
-#: seed 001 Table 3, per-class precision on its test set (columns angry ... neutral; support 991 109 1024 1798 1216 800 1240)
+#: [mini-xception-fer] Table 3, per-class precision on its test set (columns angry ... neutral; support 991 109 1024 1798 1216 800 1240)
 PAPER_FER2013_PRECISION = {
     "he": [0.64, 0.81, 0.64, 0.90, 0.60, 0.77, 0.61],
     "clean": [0.63, 0.71, 0.64, 0.89, 0.60, 0.79, 0.60],
@@ -61,16 +61,16 @@ PAPER_FER2013_PRECISION = {
     "gcn_he": [0.57, 0.64, 0.53, 0.84, 0.56, 0.69, 0.46],
 }
 FER2013_CLASS_ORDER = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-#: seed 004 Table 3, "Proposed" row, accuracy (fraction; the paper prints 0.8012 ... = 80.12 % ...)
+#: [efc-lowres] Table 3, "Proposed" row, accuracy (fraction; the paper prints 0.8012 ... = 80.12 % ...)
 PAPER_FERPLUS = {20: 0.8012, 15: 0.7667, 10: 0.7233, 8: 0.6829, 5: 0.6183}
 
 EXPERIMENTS = {
     "fer2013": {"dataset": "fer2013", "archive": "fer2013.zip", "backbone": "mini_xception",
                 "config": "fer2013_minixception.yaml", "result": "fer2013_minixception",
-                "paper": "seed 001 (Tan, mini-Xception on FER2013), Table 3 overall accuracy"},
+                "paper": "[mini-xception-fer] (Tan, mini-Xception on FER2013), Table 3 overall accuracy"},
     "ferplus": {"dataset": "ferplus", "archive": "ferplus.zip", "backbone": "efcnet",
                 "config": "ferplus_efcnet.yaml", "result": "ferplus_efcnet",
-                "paper": "seed 004 (Putro et al., EFC net), Table 3 FER2013Plus 'Proposed' row"},
+                "paper": "[efc-lowres] (Putro et al., EFC net), Table 3 FER2013Plus 'Proposed' row"},
 }
 SIZE_KEY = "    efcnet: {input_size: 32}"
 
@@ -179,7 +179,7 @@ def fmt_s(s: float) -> str:
 
 
 def per_class_tables(res: dict) -> list[str]:
-    """Per-class precision (seed 001 Table 3 layout: one row per input, one column per class) and recall."""
+    """Per-class precision ([mini-xception-fer] Table 3 layout: one row per input, one column per class) and recall."""
     runs = [(k, res["runs"][k]) for k in res["order"] if res["runs"].get(k, {}).get("per_class")]
     if not runs:
         return []
@@ -188,7 +188,7 @@ def per_class_tables(res: dict) -> list[str]:
     out = []
     for metric in ("precision", "recall"):
         paper = PAPER_FER2013_PRECISION if (res["experiment"] == "fer2013" and metric == "precision") else {}
-        out += [f"### Per-class test {metric}" + (" (seed 001 Table 3 layout; paper row in italics)" if paper else ""),
+        out += [f"### Per-class test {metric}" + (" ([mini-xception-fer] Table 3 layout; paper row in italics)" if paper else ""),
                 "", f"| {res['row_label']} | " + " | ".join(classes) + " | test acc |",
                 "|---|" + "---|" * (len(classes) + 1)]
         for key, r in runs:
@@ -235,28 +235,28 @@ def markdown(res: dict) -> str:
 NOTES = {
     "fer2013": [
         "Split: the FER2013 challenge split (Training 28,709 -> train, PublicTest 3,589 -> val for epoch selection, "
-        "PrivateTest 3,589 -> test).  Seed 001 instead scores a random 20 % of the whole dataset (7,178 images); "
+        "PrivateTest 3,589 -> test).  [mini-xception-fer] instead scores a random 20 % of the whole dataset (7,178 images); "
         "FER2013 has near-duplicate faces across any split (see benchmarks/results/prepare.json), which a random "
         "split leaks into its test set, so its numbers are not strictly comparable.",
-        "Optimiser: seed 001 gives none; AdamW (lr 3e-3, wd 1e-4), cosine schedule, batch 128, augmentation "
-        "flip / rotation 10 deg / shift 0.1 / zoom 0.1 (the Keras settings of Arriaga et al., whom seed 001 follows).  "
+        "Optimiser: [mini-xception-fer] gives none; AdamW (lr 3e-3, wd 1e-4), cosine schedule, batch 128, augmentation "
+        "flip / rotation 10 deg / shift 0.1 / zoom 0.1 (the Keras settings of Arriaga et al., whom [mini-xception-fer] follows).  "
         "The weights kept are the best epoch by validation accuracy, with BatchNorm statistics re-estimated on 4,096 "
         "training images (fer.train.bn_recalibrate; mini-Xception uses the Keras BN momentum, whose running averages "
         "lag the weights at lr 3e-3).",
         "Preprocessors: he = histogram equalisation; gcn = global contrast normalisation (s 1, lambda 10) re-quantised "
         "to uint8; gcn_he = GCN then HE; salt_pepper = 5 % salt-and-pepper noise on training images only "
-        "(test images clean).  Inputs are mapped to [-1, 1] as in seed 001.",
+        "(test images clean).  Inputs are mapped to [-1, 1] as in [mini-xception-fer].",
     ],
     "ferplus": [
-        "Input size: seed 004 feeds each low-resolution image at its own size (it could not run the competitors at "
+        "Input size: [efc-lowres] feeds each low-resolution image at its own size (it could not run the competitors at "
         "20 and 10 px 'due to feature map dimensional adjustments'), so efcnet runs with input_size = the image size "
         "(no upsampling back to 32 px).",
-        "Downscaling: the pipeline's default area interpolation from the 48 px FER+ faces; seed 004 says 'linear "
+        "Downscaling: the pipeline's default area interpolation from the 48 px FER+ faces; [efc-lowres] says 'linear "
         "interpolation' (not the same filter: area averages, bilinear from 48 px aliases).",
         "Split: FER2013Train -> train, FER2013Valid -> val (epoch selection), FER2013Test -> test; majority-vote "
-        "labels, 8 classes.  Seed 004 merges train and val for training (following [29]); we keep val for model "
+        "labels, 8 classes.  [efc-lowres] merges train and val for training (following [29]); we keep val for model "
         "selection, as the task requires, so we train on 3,191 fewer images.",
-        "Optimiser: seed 004 trains 500 epochs with Adam lr 1e-4, batch 32 (lr x0.75 after 20 epochs without gain), "
+        "Optimiser: [efc-lowres] trains 500 epochs with Adam lr 1e-4, batch 32 (lr x0.75 after 20 epochs without gain), "
         "no augmentation on FER2013Plus.  The CPU budget allows 20 epochs, so Adam lr 3e-3 with a cosine schedule, "
         "batch 128, and flip / rotation 10 deg / shift 0.1 / zoom 0.1 augmentation; lr and augmentation were chosen on "
         "the validation split at 20 px (benchmarks/sweep_efcnet.py -> benchmarks/results/ferplus_efcnet_sweep.md) and "
@@ -339,8 +339,8 @@ def main() -> int:
 
     res.update({
         "experiment": args.experiment,
-        "title": ("mini-Xception on FER2013 (CPU) vs seed 001 Table 3" if args.experiment == "fer2013"
-                  else "EFC net on FER2013Plus at low resolution (CPU) vs seed 004 Table 3"),
+        "title": ("mini-Xception on FER2013 (CPU) vs [mini-xception-fer] Table 3" if args.experiment == "fer2013"
+                  else "EFC net on FER2013Plus at low resolution (CPU) vs [efc-lowres] Table 3"),
         "paper": exp["paper"],
         "row_label": "input" if args.experiment == "fer2013" else "size",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), torch {torch.__version__}, "

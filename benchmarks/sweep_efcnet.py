@@ -1,4 +1,4 @@
-"""EFC net hyper-parameter sweep on FER2013Plus *validation* (seed 004 setting), through ``llfer train-fer``.
+"""EFC net hyper-parameter sweep on FER2013Plus *validation* ([efc-lowres] setting), through ``llfer train-fer``.
 
 Usage::
 
@@ -20,8 +20,8 @@ best validation accuracy and its epoch, the last epoch's training accuracy
 left out of the table and the JSON.  Results merge into
 ``benchmarks/results/ferplus_efcnet_sweep.{json,md}``.
 
-Augmentation presets: ``none`` (seed 004 on FER2013Plus), ``flip`` (horizontal
-flip), ``flip_geo`` (flip + rotation 10 deg + shift 0.1 + zoom 0.1, seed 003's
+Augmentation presets: ``none`` ([efc-lowres] on FER2013Plus), ``flip`` (horizontal
+flip), ``flip_geo`` (flip + rotation 10 deg + shift 0.1 + zoom 0.1, [sobel-alexnet]'s
 set).
 """
 

@@ -15,9 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_datasets_dir() -> Path:
-    """../shared/datasets beside the repository, or $LLFER_DATA_DIR."""
+    """The folder of real dataset archives: $LLFER_DATA_DIR, else <repo>/data/raw."""
     env = os.environ.get("LLFER_DATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "datasets"
+    return Path(env) if env else REPO / "data" / "raw"
 
 
 def make_index(n: int, classes: list[str], splits=("train", "val", "test"), seed: int = 0) -> pd.DataFrame:

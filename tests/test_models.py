@@ -41,7 +41,7 @@ def test_small_overfit(name):
 
 
 def test_mini_xception_param_count():
-    """58,423 in Keras terms (paper/seed 001) = torch params + BN running stats."""
+    """58,423 in Keras terms (paper/[mini-xception-fer]) = torch params + BN running stats."""
     params, stats = _counts(BACKBONES.build("mini_xception"))
     assert abs(params + stats - 58_423) <= 0.05 * 58_423
     assert params + stats == 58_423  # exact for the reference layout
@@ -144,7 +144,7 @@ def test_imagenet_normalisation_and_gray_repeat():
 
 # -------------------------------------------------------------- efcnet --
 def test_efcnet_param_count():
-    """Seed 004 Table 1: 513,484 (Keras, BN moving stats included) at 32 x 32, 7 classes."""
+    """[efc-lowres] Table 1: 513,484 (Keras, BN moving stats included) at 32 x 32, 7 classes."""
     m = BACKBONES.build("efcnet", input_size=32, in_channels=3)
     params, stats = _counts(m)
     assert abs(params + stats - 513_484) <= 0.10 * 513_484

@@ -1,9 +1,9 @@
-"""Degradations on the real FER2013 faces in ../shared/datasets (skipped when absent).
+"""Degradations on the real FER2013 faces in $LLFER_DATA_DIR (skipped when absent).
 
 The datasets folder comes from ``LLFER_DATA_DIR`` or, by default,
-``<repo>/../shared/datasets``.  The PSNR / SSIM band is centred on what
+``<repo>/data/raw``.  The PSNR / SSIM band is centred on what
 ``benchmarks/realdata_dark_quality.py`` measures on the 7,178 test faces
-(5.405 dB, 0.0494); seed 000 reports 6.321 dB / 0.062 for the same darkening
+(5.405 dB, 0.0494); [mirnet-fer] reports 6.321 dB / 0.062 for the same darkening
 with an unstated scoring protocol (see benchmarks/results/dark_quality.json).
 """
 
@@ -21,7 +21,7 @@ from llfer.data import read_dataset, write_dataset
 from llfer.degrade import apply_steps, dark_pil, expand_variants
 from llfer.pipeline import run_degrade
 
-DATA_DIR = Path(os.environ.get("LLFER_DATA_DIR") or Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets")
+DATA_DIR = Path(os.environ.get("LLFER_DATA_DIR") or Path(__file__).resolve().parents[1] / "data" / "raw")
 
 pytestmark = pytest.mark.realdata
 
@@ -67,14 +67,14 @@ def test_dark_pil_psnr_ssim_against_clean(fer_test):
     assert (~np.isfinite(p)).sum() <= 1
     p = np.minimum(p, 100.0)
     # Measured: 5.405 dB (5.392 without the black face), SSIM 0.0494; val 5.421 / test 5.389 dB.
-    # Seed 000: 6.321 dB, 0.062 (scoring protocol not stated).
+    # [mirnet-fer]: 6.321 dB, 0.062 (scoring protocol not stated).
     assert 5.2 < p.mean() < 5.6
     assert 0.040 < s.mean() < 0.060
     for split in ("val", "test"):
         m = (index["split"] == split).to_numpy()
         assert m.sum() == 3589
         assert 5.2 < p[m].mean() < 5.6 and 0.040 < s[m].mean() < 0.060
-    # Near seed 000's "Darkened Images" row, though below it.
+    # Near [mirnet-fer]'s "Darkened Images" row, though below it.
     assert abs(p.mean() - 6.321) < 1.2 and abs(s.mean() - 0.062) < 0.02
 
 

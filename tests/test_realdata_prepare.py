@@ -1,7 +1,7 @@
-"""Readers on the real archives in ../shared/datasets (skipped when absent).
+"""Readers on the real archives in $LLFER_DATA_DIR (skipped when absent).
 
-The expected counts are those of ../shared/datasets/README.md.  The datasets
-folder comes from ``LLFER_DATA_DIR`` or, by default, ``<repo>/../shared/datasets``.
+The expected counts are those the datasets' README gives.  The datasets
+folder comes from ``LLFER_DATA_DIR`` or, by default, ``<repo>/data/raw``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from llfer.data import read_dataset
 from llfer.data.fer import CLASSES_FERPLUS, read_fer2013, read_ferplus
 from llfer.data.store import CLASSES_FER2013
 
-DATA_DIR = Path(os.environ.get("LLFER_DATA_DIR") or Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets")
+DATA_DIR = Path(os.environ.get("LLFER_DATA_DIR") or Path(__file__).resolve().parents[1] / "data" / "raw")
 
 pytestmark = pytest.mark.realdata
 

@@ -38,7 +38,7 @@ _SALT = {"dark_gamma": 1, "noise": 2}
 
 @DEGRADATIONS.register("dark_pil")
 def dark_pil(images: np.ndarray, *, ids: Sequence[str] = (), seed: int = 0, factor: float = 0.1) -> np.ndarray:
-    """PIL ImageEnhance.Brightness darkening (seed 000, sec. 4.1.3): v -> floor(v * factor).
+    """PIL ImageEnhance.Brightness darkening ([mirnet-fer], sec. 4.1.3): v -> floor(v * factor).
 
     ``Brightness(img).enhance(f)`` blends the image with black, which for f < 1
     is ``floor(v * f)`` on every channel (checked against Pillow on all 256
@@ -60,7 +60,7 @@ def dark_gamma(
     beta: Sequence[float] = (0.5, 1.0),
     gamma: Sequence[float] = (1.5, 5.0),
 ) -> np.ndarray:
-    """Linear + gamma low-light synthesis, seed 002 eq. (14) after Lv et al.: I = beta * (alpha * I)^gamma.
+    """Linear + gamma low-light synthesis, [ll-fer] eq. (14) after Lv et al.: I = beta * (alpha * I)^gamma.
 
     On [0, 1] intensities, with alpha ~ U(alpha), beta ~ U(beta), gamma ~ U(gamma)
     drawn once per image (shared by its channels) from the image's own generator.
@@ -357,7 +357,7 @@ def resize_images(images: np.ndarray, size: int, interpolation: str = "area", ch
 def lowres(
     images: np.ndarray, *, ids: Sequence[str] = (), seed: int = 0, size: int = 12, interpolation: str = "area"
 ) -> np.ndarray:
-    """Downscale to size x size px (seed 004: 32, 20, 15, 10, 8, 5) with a declared interpolation.
+    """Downscale to size x size px ([efc-lowres]: 32, 20, 15, 10, 8, 5) with a declared interpolation.
 
     The stored variant keeps the small size; consumers resize to their model input.
     """

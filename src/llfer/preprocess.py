@@ -68,7 +68,7 @@ def _he(images: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- HE --
 @PREPROCESSORS.register("he")
 def he(images: np.ndarray, *, ids: Sequence[str], train: bool, seed: int) -> np.ndarray:
-    """Histogram equalisation per image (seed 001; grey, or the HSV V channel of RGB).
+    """Histogram equalisation per image ([mini-xception-fer]; grey, or the HSV V channel of RGB).
 
     Same mapping as the ``he`` enhancer (OpenCV ``equalizeHist``):
     ``v -> round(255 (cdf(v) - cdf_min) / (n - cdf_min))``; a constant image is
@@ -79,7 +79,7 @@ def he(images: np.ndarray, *, ids: Sequence[str], train: bool, seed: int) -> np.
 
 # --------------------------------------------------------------------- GCN --
 def gcn_float(images: np.ndarray, s: float = 1.0, lam: float = 10.0, eps: float = 1e-8) -> np.ndarray:
-    """Global contrast normalisation (seed 001, METHODS.md), per image, on 0..255 values.
+    """Global contrast normalisation ([mini-xception-fer]; Goodfellow et al., *Deep Learning*, sec. 12.2.1.1), per image, on 0..255 values.
 
     ``X' = s (X - mean X) / max(eps, sqrt(lam + mean((X - mean X)^2)))`` with the
     mean taken over all pixels and channels of the image.  Returns float32.
@@ -119,9 +119,9 @@ def gcn(
     eps: float = 1e-8,
     span: float = 3.0,
 ) -> np.ndarray:
-    """Global contrast normalisation (seed 001), then the fixed map X' in [-span, span] -> 0..255.
+    """Global contrast normalisation ([mini-xception-fer]), then the fixed map X' in [-span, span] -> 0..255.
 
-    ``s``, ``lam`` (lambda) and ``eps`` as in METHODS.md (defaults s = 1,
+    ``s``, ``lam`` (lambda) and ``eps`` as in Goodfellow et al.'s GCN (defaults s = 1,
     lambda = 10, eps = 1e-8 on 0..255 data); ``u = rint(127.5 + 127.5 X'/span)``
     clipped to 0..255, the same affine map for every image.
     """
@@ -142,7 +142,7 @@ def gcn_he(
     eps: float = 1e-8,
     span: float = 3.0,
 ) -> np.ndarray:
-    """GCN then histogram equalisation (seed 001's "GCN + HE", in that order)."""
+    """GCN then histogram equalisation ([mini-xception-fer]'s "GCN + HE", in that order)."""
     images = _check(images, ids, "gcn_he")
     _gcn_params(s, lam, eps, span)
     return _he(_gcn_uint8(gcn_float(images, s, lam, eps), span))
@@ -159,9 +159,9 @@ def salt_pepper(
     rate: float = 0.05,
     salt_ratio: float = 0.5,
 ) -> np.ndarray:
-    """Salt-and-pepper noise on training images only (seed 001); identity at test time.
+    """Salt-and-pepper noise on training images only ([mini-xception-fer]); identity at test time.
 
-    Each pixel is replaced with probability ``rate`` (seed 001 gives no value;
+    Each pixel is replaced with probability ``rate`` ([mini-xception-fer] gives no value;
     0.05 is scikit-image's ``random_noise`` default), by 255 (salt) with
     probability ``salt_ratio`` and by 0 (pepper) otherwise; in RGB images the
     whole pixel is replaced.  The noise of an image depends only on (seed, id),
@@ -220,7 +220,7 @@ def sobel3(
     mode: str = "signed",
     gain: float = 4.0,
 ) -> np.ndarray:
-    """3-channel [gray, Sobel Gx, Sobel Gy] image (seed 003) -> N x H x W x 3 uint8.
+    """3-channel [gray, Sobel Gx, Sobel Gy] image ([sobel-alexnet]) -> N x H x W x 3 uint8.
 
     RGB input is converted to grey first (BT.601).  Gradient channels:
     ``signed``: ``128 + gain * G / 8``; ``abs``: ``gain * |G| / 4``; rounded and

@@ -1,4 +1,4 @@
-"""The dataset format shared by every stage (see DESIGN.md, "Data format").
+"""The dataset format shared by every stage (docs/architecture.md, "Data between stages").
 
 A dataset directory holds
 

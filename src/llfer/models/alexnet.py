@@ -1,6 +1,6 @@
-"""AlexNet with a flatten + dropout + dense head (seed 003).
+"""AlexNet with a flatten + dropout + dense head ([sobel-alexnet]).
 
-Seed 003 fine-tunes an ImageNet AlexNet on a 3-channel [gray, Sobel Gx,
+[sobel-alexnet] fine-tunes an ImageNet AlexNet on a 3-channel [gray, Sobel Gx,
 Sobel Gy] input (preprocessor ``sobel3``): the fully connected layers are
 removed and replaced by flatten, dropout 0.5 and a dense layer to the classes;
 conv1-conv4 keep their ImageNet weights frozen and conv5 + the dense layer are
@@ -77,7 +77,7 @@ class AlexNetFER(nn.Module):
     def __init__(self, num_classes: int, in_channels: int, upsample_to: int, dropout: float):
         super().__init__()
         self.input_adapter = InputAdapter(in_channels, 3, IMAGENET_MEAN, IMAGENET_STD, upsample_to)
-        # flatten -> dropout -> dense (seed 003, section 2.4.1 / 4)
+        # flatten -> dropout -> dense ([sobel-alexnet], section 2.4.1 / 4)
         self.net = _AlexNetConvs(
             nn.Sequential(nn.Dropout(dropout), nn.Linear(256 * 6 * 6, num_classes))
         )
@@ -99,7 +99,7 @@ def build_alexnet(
     dropout: float = 0.5,
     upsample_to: int = MIN_SIZE,
 ) -> nn.Module:
-    """AlexNet (seed 003): torchvision AlexNet convs, flatten, dropout 0.5, dense; conv1-4 frozen when pretrained."""
+    """AlexNet ([sobel-alexnet]): torchvision AlexNet convs, flatten, dropout 0.5, dense; conv1-4 frozen when pretrained."""
     check_common(num_classes, in_channels, input_size)
     if not 0 <= int(freeze_convs) <= 5:
         raise ConfigError(f"freeze_convs must be in 0..5, got {freeze_convs}")

@@ -83,7 +83,7 @@ class InputAdapter(nn.Module):
 
 
 def scratch_adapter(in_channels: int, min_size: int = 0) -> InputAdapter:
-    """``(x - 0.5) / 0.5``: [0, 1] -> [-1, 1], as seed 001 feeds mini-Xception."""
+    """``(x - 0.5) / 0.5``: [0, 1] -> [-1, 1], as [mini-xception-fer] feeds mini-Xception."""
     return InputAdapter(in_channels, in_channels, (0.5,), (0.5,), min_size)
 
 

@@ -1,6 +1,6 @@
-"""EFC net (Putro, Litouw & Poekoel 2024; seed 004): lightweight low-resolution FER.
+"""EFC net (Putro, Litouw & Poekoel 2024; [efc-lowres]): lightweight low-resolution FER.
 
-What the seed fixes (section 3):
+What the paper fixes (section 3):
 
 * an *efficient feature convolution* (EFC) module, eq. (1)/(4)::
 
@@ -11,7 +11,7 @@ What the seed fixes (section 3):
     (eq. 8; a 1x1 conv to a single channel);
   - ``conv_s(x) = delta(conv1x1(x))`` (eqs. 2/5): a 1x1 conv that *increases*
     the channels, followed by S-Swish ``delta(x) = x / (1 + exp(-beta x))``
-    (eq. 3; beta is a constant the seed does not give: parameter, default 1);
+    (eq. 3; beta is a constant the paper does not give: parameter, default 1);
   - ``conv_ch(x) = conv1x1(x) * CH_att(x)`` (eq. 7): a 1x1 conv back down to
     the module's channels, re-weighted by channel attention
     ``CH_att(x) = sigmoid(conv1x1(GAP(x)))`` (eq. 9);
@@ -22,7 +22,7 @@ What the seed fixes (section 3):
 * 513,484 parameters at 32 x 32 (Table 1, Keras, so BN moving statistics
   included), 7 classes, no pre-training.
 
-What the seed leaves to Figure 1 (not in the text), reconstructed here and
+What the paper leaves to Figure 1 (not in the text), reconstructed here and
 tuned to the published parameter count:
 
 * stem: 3x3 conv stride 2 to 32 channels + BN + S-Swish (32 px -> 16 px);
@@ -32,10 +32,10 @@ tuned to the published parameter count:
   module of a stage changes the channel count in its last 1x1 conv and carries
   the stride in its depth-wise conv (the spatial-attention 1x1 conv uses the
   same stride so the two maps of eq. (6) align); the other modules keep their
-  channels, as the seed says ("the same size as an initial channel");
+  channels, as the paper says ("the same size as an initial channel");
 * BN + S-Swish after the 1,280-channel conv (otherwise conv -> GAP -> conv
   would collapse to one linear map);
-* no residual connections (the seed contrasts EFC with residual blocks).
+* no residual connections (the paper contrasts EFC with residual blocks).
 
 With these defaults the model has 520,173 torch parameters + 4,672 BN running
 statistics = 524,845 in Keras terms for 7 classes and RGB input (524,269 for
@@ -199,7 +199,7 @@ def build_efcnet(
     last_channels: int = 1280,
     dropout: float = 0.0,
 ) -> nn.Module:
-    """EFC net (seed 004): depth-wise EFC modules with spatial/channel attention and S-Swish, ~513k params."""
+    """EFC net ([efc-lowres]): depth-wise EFC modules with spatial/channel attention and S-Swish, ~513k params."""
     check_common(num_classes, in_channels, input_size)
     if beta <= 0:
         raise ConfigError(f"efcnet beta must be > 0, got {beta}")

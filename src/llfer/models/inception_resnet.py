@@ -1,7 +1,7 @@
-"""Inception-ResNet-v2 (Szegedy et al. 2017; seed 000) from timm.
+"""Inception-ResNet-v2 (Szegedy et al. 2017; [mirnet-fer]) from timm.
 
 The architecture is timm's ``inception_resnet_v2`` (a port of the Keras/TF-slim
-model seed 000 takes from Keras): stem, 10 x Inception-ResNet-A, reduction A,
+model [mirnet-fer] takes from Keras): stem, 10 x Inception-ResNet-A, reduction A,
 20 x Inception-ResNet-B, reduction B, 10 x Inception-ResNet-C, global average
 pooling, dropout, classifier.  It is always built with 3 input channels; a
 grey input is repeated to RGB by the input adapter (equivalent to timm's
@@ -52,7 +52,7 @@ def build_inception_resnet_v2(
     upsample_to: int = MIN_SIZE,
     drop_rate: float = 0.2,
 ) -> nn.Module:
-    """Inception-ResNet-v2 (seed 000) from timm; inputs under 75 px are upsampled inside the model."""
+    """Inception-ResNet-v2 ([mirnet-fer]) from timm; inputs under 75 px are upsampled inside the model."""
     import timm
 
     check_common(num_classes, in_channels, input_size)

@@ -1,4 +1,4 @@
-"""mini-Xception (Arriaga, Valdenegro-Toro & Ploeger 2017), seed 001's FER net.
+"""mini-Xception (Arriaga, Valdenegro-Toro & Ploeger 2017), [mini-xception-fer]'s FER net.
 
 Layout, following the authors' Keras ``mini_XCEPTION`` (face_classification):
 
@@ -13,13 +13,13 @@ Layout, following the authors' Keras ``mini_XCEPTION`` (face_classification):
   lives in the loss).
 
 Parameter count for 7 classes, 1 input channel: 58,423 in Keras terms (the
-number quoted by seed 001 and the paper), which counts BN moving mean/variance;
+number quoted by [mini-xception-fer] and the paper), which counts BN moving mean/variance;
 torch ``parameters()`` hold 56,951 of them and the remaining 1,472 are BN
 ``running_mean``/``running_var`` buffers.  The count does not depend on the
 input size.  Keras' L2 kernel regulariser (0.01) is a training choice and is
 left to the optimiser's weight decay.
 
-Input: float N x C x S x S in [0, 1], mapped to [-1, 1] as seed 001 does.  Works
+Input: float N x C x S x S in [0, 1], mapped to [-1, 1] as [mini-xception-fer] does.  Works
 for any S >= 5 (no upsampling is needed).
 """
 
@@ -116,7 +116,7 @@ def build_mini_xception(
     input_size: int = 48,
     pretrained: bool | str = False,
 ) -> nn.Module:
-    """mini-Xception (Arriaga et al. 2017; seed 001): 58k-parameter residual separable-conv net, no dense layers."""
+    """mini-Xception (Arriaga et al. 2017; [mini-xception-fer]): 58k-parameter residual separable-conv net, no dense layers."""
     check_common(num_classes, in_channels, input_size)
     if input_size < 5:
         raise ConfigError(f"input_size={input_size}: mini_xception needs at least 5 px")

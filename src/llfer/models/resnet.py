@@ -1,4 +1,4 @@
-"""ResNet backbones from torchvision: ``resnet50`` (seed 000) and ``resnet18`` (seed 002).
+"""ResNet backbones from torchvision: ``resnet50`` ([mirnet-fer]) and ``resnet18`` ([ll-fer]).
 
 Both wrap the torchvision architecture unchanged (so torchvision's ImageNet
 weights load into ``model.net``) behind an :class:`~.common.InputAdapter`
@@ -32,7 +32,7 @@ from .common import (
 
 MIN_SIZE = 32
 KERAS_RESNET50_LAYERS = 175  # keras.applications.ResNet50(include_top=False)
-SEED_FROZEN_LAYERS = 170  # seed 000 section 3.5
+SEED_FROZEN_LAYERS = 170  # [mirnet-fer] section 3.5
 
 
 class FrozenBNMixin:
@@ -59,7 +59,7 @@ def keras_resnet50_layers(net: tvm.ResNet) -> list[tuple[str, nn.Module | None]]
 
     Each entry is (Keras layer name, the torchvision module holding its weights
     or None for weightless layers: input, padding, activations, pooling, add).
-    Used to translate seed 000's "first 170 Keras layers frozen" into torch.
+    Used to translate [mirnet-fer]'s "first 170 Keras layers frozen" into torch.
     """
     out: list[tuple[str, nn.Module | None]] = [
         ("input_1", None), ("conv1_pad", None), ("conv1_conv", net.conv1),
@@ -118,7 +118,7 @@ class ResNet18FER(nn.Module):
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of the four stages ``[layer1, layer2, layer3, layer4]``.
 
-        These are the per-stage features E_s / N_s of seed 002's FER perceptual
+        These are the per-stage features E_s / N_s of [ll-fer]'s FER perceptual
         loss (eq. for L_ferp: mean over stages of L1(E_s, N_s)).
         """
         n = self.net
@@ -148,11 +148,11 @@ def build_resnet50(
     hidden: tuple[int, ...] = (4096, 1024),
     head_dropout: float = 0.5,
 ) -> nn.Module:
-    """ResNet50 (seed 000, after Khanzada et al.): torchvision ResNet50, head FC 4096 -> FC 1024 -> classes.
+    """ResNet50 ([mirnet-fer], after Khanzada et al.): torchvision ResNet50, head FC 4096 -> FC 1024 -> classes.
 
     ``freeze_layers`` counts layers of Keras' ``ResNet50(include_top=False)``
     (175 layers: input, paddings, convs, BNs, activations, adds, pools), which
-    is how seed 000 states it: "the first 170 layers frozen".  Those 170 layers
+    is how [mirnet-fer] states it: "the first 170 layers frozen".  Those 170 layers
     are everything up to ``conv5_block3_2_relu``, i.e. in torchvision terms all
     of ``net`` except ``layer4[2].conv3`` and ``layer4[2].bn3`` (the last 1x1
     conv + BN of the last bottleneck) and the new head.  Freezing applies only
@@ -161,7 +161,7 @@ def build_resnet50(
     layers stay in eval mode during training, as in Keras.
 
     Head: ``hidden`` FC sizes with ReLU and dropout ``head_dropout`` after each
-    (the seed names 4096 and 1024 and a 50% dropout in Khanzada's models), then
+    (the paper names 4096 and 1024 and a 50% dropout in Khanzada's models), then
     a linear layer to the classes (softmax is in the loss).
     """
     check_common(num_classes, in_channels, input_size)
@@ -192,7 +192,7 @@ def build_resnet18(
     small_input: bool = False,
     dropout: float = 0.0,
 ) -> nn.Module:
-    """ResNet-18 (seed 002's FER net): torchvision ResNet-18 with a new fc; forward_features() gives stage outputs.
+    """ResNet-18 ([ll-fer]'s FER net): torchvision ResNet-18 with a new fc; forward_features() gives stage outputs.
 
     ``small_input=True`` replaces the 7x7/2 stem conv and the max-pool by a
     3x3/1 conv (CIFAR style), keeping 4x more resolution in every stage: 48 px

@@ -3,7 +3,7 @@
 Fast data path: the prepared uint8 arrays are turned into one uint8 tensor
 once (on the GPU when there is one); every batch is sliced, converted to float,
 resized to the backbone's input size and augmented *on tensors* (flip,
-rotation, shift, zoom as in seed 003, by one batched ``affine_grid``), so no
+rotation, shift, zoom as in [sobel-alexnet], by one batched ``affine_grid``), so no
 image is decoded per epoch and no DataLoader workers are needed.  On a GPU the
 step runs under bf16 autocast.  Model and batches use channels_last memory
 format on the GPU and on the CPU (``channels_last``, a ``runtime`` setting; on this project's CPU

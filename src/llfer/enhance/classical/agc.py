@@ -27,8 +27,8 @@ class AdaptiveGammaCorrection(Enhancer):
       H the Heaviside step; so bright images get c = 1 (plain gamma) and dark
       ones I_out = I^gamma / (I^gamma + (1 - I^gamma) * mu^gamma).
 
-    These are the equations of METHODS.md; the original paper could be
-    consulted only through its abstract here, and nothing in it contradicts
+    These are Rahman et al.'s equations as [mirnet-fer] uses them (docs/papers.md); the
+    original paper could be consulted only through its abstract here, and nothing in it contradicts
     them.  mu = 0.5 exactly counts as bright (H(0.5 - mu) taken as 0 at 0, as
     "dark when mu < 0.5" says).  Degenerate input: a constant image
     (sigma = 0, gamma = -log2(0) undefined) is returned unchanged.  Each image is

@@ -20,7 +20,7 @@ class GlobalGain(Enhancer):
     whose H and S are kept), capped at ``max_gain`` when given; values are then
     clipped to 0..255, so images that saturate end up slightly below the target.
     An all-black image is returned unchanged.  This is the natural baseline
-    for PIL-style darkening, which is a pure gain (seed 000).
+    for PIL-style darkening, which is a pure gain ([mirnet-fer]).
     """
 
     name = "gain"

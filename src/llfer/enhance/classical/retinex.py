@@ -55,7 +55,7 @@ class AutomatedMSRCR(Enhancer):
       the peak count sets the clipping point (the edge of that bin nearest the
       peak; none found -> the data's min/max); clip and stretch linearly to 0..255.
 
-    The clipping follows METHODS.md ("clip the tails where the frequency falls
+    The clipping follows the automated MSRCR of Parthasarathy and Sankaran ("clip the tails where the frequency falls
     below a fraction of the histogram's peak"); the widely used Python code
     takes 10% of the count of the zero bin of a log10 histogram with 0.01-wide
     bins instead, which only makes sense for MSR output centred on zero; our

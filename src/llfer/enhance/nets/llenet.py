@@ -1,4 +1,4 @@
-"""LLENet (seed paper 002, "A joint learning method for low-light facial
+"""LLENet ([ll-fer], "A joint learning method for low-light facial
 expression recognition", section 3.1, Fig. 2) and its reconstruction loss
 (eqs. 6-11).
 
@@ -191,7 +191,7 @@ class LLENetModel(nn.Module):
 
 @ENHANCERS.register("llenet")
 class LLENet(LearnedEnhancer):
-    """LLENet (seed 002): ConvNeXt-Residual U-Net with CA/PA feature enhancement; HSV/HSI, wavelet, VGG, SSIM, L1, L2 loss."""
+    """LLENet ([ll-fer]): ConvNeXt-Residual U-Net with CA/PA feature enhancement; HSV/HSI, wavelet, VGG, SSIM, L1, L2 loss."""
 
     name = "llenet"
     paired = True
