@@ -1,4 +1,4 @@
-"""DVC stage `cv`: stratified k-fold cross-validation; paths come from dvc.yaml."""
+"""DVC stage `cv`: aggregate the k-fold cross-validation folds; paths come from dvc.yaml."""
 from _run import run
 
 from llfer.pipeline import cv

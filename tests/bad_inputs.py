@@ -411,7 +411,7 @@ def _no_temporaries(d: Path) -> str | None:
 def c_sigterm_degrade(d: Path) -> Run:
     from llfer.data.store import write_dataset
 
-    params(d, "degrade: {lowres: {sizes: [40, 36, 32, 28, 24, 20, 16, 12, 8]}}\n")
+    params(d, "degrade: {lowres: {sizes: [40, 36, 32, 28, 24, 20, 16, 12, 10, 8]}}\n")
     n = 6000
     idx = _index(n, CLASSES)
     rng = np.random.default_rng(0)

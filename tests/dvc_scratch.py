@@ -56,7 +56,14 @@ def shrink(params: Path) -> None:
     p["quality"]["grid_images"] = 3
     p["fer"]["eval_on"] = ["clean", "dark_pil", "lowres_12"]
     p["fer"]["train"].update(epochs=2, batch_size=32)
-    p["cv"].update(folds=2, epochs=1)
+    # one preprocessed input (train-only noise), one low-resolution run outside the grid, one CV run of 2 folds
+    p["fer"]["inputs"] = ["clean", "dark", "salt_pepper"]
+    p["fer"]["runs"] = ["efcnet-lowres_12"]
+    p["fer"]["models"]["efcnet"] = {"input_size": 12}
+    p["cv"].update(runs=["mini_xception-clean"], folds=[0, 1], epochs=1)
+    p["robustness"].update(enhancers=["identity", "he"], brightness=[1.0, 0.1], gamma=[3.0], resolution=[48, 12],
+                           max_images=40)
+    p["explain"].update(faces=2, filters=4)
     params.write_text(yaml.safe_dump(p, sort_keys=False))
 
 

@@ -25,7 +25,7 @@ def test_help_lists_every_stage(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     for cmd in ("list", "check", "prepare", "degrade", "train-enhancer", "enhance", "quality", "train-fer",
-                "evaluate", "cv", "report"):
+                "evaluate", "cv-fold", "cv", "robustness", "explain", "report"):
         assert cmd in out
 
 
@@ -50,14 +50,14 @@ def test_list_json_has_every_kind(capsys):
 
 def test_prepare_degrade_enhance_by_hand(tmp_path, capsys):
     params = tmp_path / "p.yaml"
-    params.write_text("dataset: {options: {num_images: 70, num_subjects: 14}}\ndegrade: {lowres: {sizes: [12]}}\n")
+    params.write_text("dataset: {options: {num_images: 70, num_subjects: 14}}\ndegrade: {lowres: {sizes: [10]}}\n")
     assert main(["prepare", "--params", str(params), "--out", str(tmp_path / "prep")]) == 0
     assert main(["degrade", "--params", str(params), "--prepared", str(tmp_path / "prep"), "--out", str(tmp_path / "deg")]) == 0
     assert main(["enhance", "he", "--params", str(params), "--degraded", str(tmp_path / "deg"), "--out", str(tmp_path / "he")]) == 0
     ds = read_dataset(tmp_path / "he" / "dark_pil")
     clean = read_dataset(tmp_path / "prep")
     assert ds.ids == clean.ids and ds.images.shape == clean.images.shape
-    assert read_dataset(tmp_path / "deg" / "lowres_12").images.shape[1:] == (12, 12)
+    assert read_dataset(tmp_path / "deg" / "lowres_10").images.shape[1:] == (10, 10)
 
 
 def test_missing_dataset_path(tmp_path, capsys):

@@ -46,8 +46,20 @@ def test_every_output_exists_with_plausible_metrics(repo):
     tte = json.loads((root / "metrics/tte.json").read_text())
     assert {"zerodce:dark_pil", "he:dark_gamma", "identity:dark_pil"} <= set(tte["mini_xception-clean"])
     assert tte["mini_xception-clean"]["identity:dark_pil"] == m["acc_dark_pil"]
-    cv = json.loads((root / "metrics/cv.json").read_text())
-    assert cv["folds"] == 2 and 0 <= cv["accuracy_mean"] <= 1
+    cv = json.loads((root / "metrics/cv.json").read_text())["mini_xception-clean"]
+    assert cv["folds"] == 2 and 0 <= cv["accuracy_mean"] <= 1 and cv["protocol"] == "subject"
+    assert cv["subjects_shared"] == 0 and sum(f["n"] for f in cv["per_fold"].values()) == cv["images"]
+    assert (root / "plots/cv/mini_xception-clean/confusion.png").stat().st_size > 1000
+    rob = json.loads((root / "metrics/robustness.json").read_text())
+    assert set(rob) == {"efcnet-lowres_12", "mini_xception-clean", "mini_xception-dark", "mini_xception-enhanced",
+                        "mini_xception-salt_pepper"}
+    assert set(rob["mini_xception-clean"]["brightness"]["he"]) == {"1", "0.1"}
+    assert (root / "plots/robustness/resolution/efcnet-lowres_12.csv").read_text().startswith("enhancer,resolution,accuracy")
+    for f in ("gradcam.png", "filters.png", "feature_maps.png"):
+        assert (root / "plots/explain/efcnet-lowres_12" / f).stat().st_size > 1000
+    papers = (root / "plots/report/papers.md").read_text()
+    assert "[efc-lowres] Table 3" in papers and "train_fer_run@efcnet-lowres_12" not in papers  # 12 px: no paper column
+    assert "| salt_pepper | 69 |" in papers and "train_fer@mini_xception-salt_pepper" in papers
     s = json.loads((root / "metrics/summary.json").read_text())
     assert {"clean_test_acc", "dark_pil_test_acc", "enhanced_dark_pil_test_acc"} <= set(s["headline"])
     assert (root / "plots/report/accuracy.png").exists() and (root / "plots/report/results.md").exists()

@@ -186,15 +186,56 @@ class FerCfg(_Strict):
     preprocess: dict[str, dict[str, Any]] = default("fer.preprocess")
     eval_on: list[str] = default("fer.eval_on")
     enhanced_variant: str = default("fer.enhanced_variant")
+    #: single ``<backbone>-<input>`` runs outside the backbones x inputs grid (stage train_fer_run@<run>)
+    runs: list[str] = default("fer.runs")
     train: FerTrainCfg = default("fer.train")
 
 
 class CvCfg(_Strict):
-    folds: int = default("cv.folds", ge=2)
-    backbone: str = default("cv.backbone")
-    input: str = default("cv.input")
+    """k-fold cross-validation of ``<backbone>-<input>`` runs, one DVC stage per (run, fold)."""
+
+    #: runs on non-enhanced inputs (stages cv_fold@<run>-<fold>)
+    runs: list[str] = default("cv.runs")
+    #: runs on inputs that read the selected enhancer's output (stages cv_fold_enhanced@<run>-<fold>)
+    enhanced_runs: list[str] = default("cv.enhanced_runs")
+    #: the fold indices 0 .. k-1 (k = their number); DVC makes one stage per fold from this list
+    folds: list[int] = default("cv.folds")
+    #: auto: subject-independent folds when every image has a subject id, else stratified (logged);
+    #: subject: subject-independent (an error without subject ids); stratified: the papers' plain stratified folds
+    protocol: Literal["auto", "subject", "stratified"] = default("cv.protocol")
     epochs: int = default("cv.epochs", ge=1)
+    #: a fixed class-stratified subset of at most this many images is cross-validated (null: all)
     max_images: Optional[int] = default("cv.max_images", ge=10)
+
+    @field_validator("folds")
+    @classmethod
+    def _folds_0_to_k(cls, v: list[int]) -> list[int]:
+        if len(v) < 2 or v != list(range(len(v))):
+            raise ValueError(f"give the fold indices 0, 1, ..., k-1 for k >= 2 folds (got {v})")
+        return v
+
+
+class RobustnessCfg(_Strict):
+    """Accuracy of every classifier, after every listed enhancer, as light or resolution falls."""
+
+    enhancers: list[str] = default("robustness.enhancers")
+    #: PIL ImageEnhance.Brightness factors ([mirnet-fer] darkening)
+    brightness: list[float] = default("robustness.brightness")
+    #: fixed gammas of [ll-fer] eq. 14 (alpha and beta drawn per image from degrade.dark_gamma)
+    gamma: list[float] = default("robustness.gamma")
+    #: face sizes in pixels ([efc-lowres]), downscaled with degrade.lowres.interpolation
+    resolution: list[int] = default("robustness.resolution")
+    #: a fixed class-stratified subset of at most this many test faces (null: the whole test split)
+    max_images: Optional[int] = default("robustness.max_images", ge=10)
+
+
+class ExplainCfg(_Strict):
+    """Grad-CAM overlays, first-layer filters and feature maps of every classifier."""
+
+    #: test faces shown (one per class first, in class order, then the next of each class)
+    faces: int = default("explain.faces", ge=1)
+    #: first-layer filters / feature maps drawn
+    filters: int = default("explain.filters", ge=1)
 
 
 class ReportCfg(_Strict):
@@ -227,6 +268,8 @@ class Params(_Strict):
     quality: QualityCfg = default("quality")
     fer: FerCfg = default("fer")
     cv: CvCfg = default("cv")
+    robustness: RobustnessCfg = default("robustness")
+    explain: ExplainCfg = default("explain")
     report: ReportCfg = default("report")
     runtime: RuntimeCfg = default("runtime")
 
@@ -273,7 +316,7 @@ class Params(_Strict):
             raise ConfigError(
                 f"fer.enhanced_variant: {self.fer.enhanced_variant!r} is not enhanced; allowed: {', '.join(self.enhance.variants)}"
             )
-        for b in self.fer.backbones + [self.cv.backbone]:
+        for b in self.fer.backbones:
             BACKBONES.entry(b, key="fer.backbones")
         for b, opts in self.fer.models.items():
             e = BACKBONES.entry(b, key=f"fer.models.{b}")
@@ -286,17 +329,32 @@ class Params(_Strict):
         both = sorted(set(self.fer.inputs) & set(self.fer.enhanced_inputs))
         if both:
             raise ConfigError(f"fer.enhanced_inputs: {both} also listed in fer.inputs")
-        for name in self.fer.inputs + self.fer.enhanced_inputs + [self.cv.input]:
-            spec = self.input_def(name)
-            for which, s in (("train", spec.train), ("test", spec.test)):
-                src, _ = parse_spec(s, variants, self.enhance.variants, f"fer.input_defs.{name}.{which}")
-                uses_enh = src.startswith("enhanced")
-                if uses_enh and name in self.fer.inputs:
-                    raise ConfigError(
-                        f"fer.inputs: {name!r} reads the selected enhancer's output; list it under fer.enhanced_inputs"
-                    )
-                if uses_enh and name == self.cv.input:
-                    raise ConfigError(f"cv.input: {name!r} reads enhanced data; cross-validate a non-enhanced input")
+        for name in self.fer.inputs + self.fer.enhanced_inputs:
+            if name in self.fer.inputs and self.reads_enhanced(name, "fer.inputs"):
+                raise ConfigError(
+                    f"fer.inputs: {name!r} reads the selected enhancer's output; list it under fer.enhanced_inputs"
+                )
+            self.reads_enhanced(name, "fer.enhanced_inputs")
+        grid = {f"{b}-{i}" for b in self.fer.backbones for i in self.fer.inputs + self.fer.enhanced_inputs}
+        where = {"fer.runs": "fer.backbones x fer.enhanced_inputs", "cv.runs": "cv.enhanced_runs", "cv.enhanced_runs": "cv.runs"}
+        for key, runs, enhanced in (("fer.runs", self.fer.runs, False), ("cv.runs", self.cv.runs, False),
+                                    ("cv.enhanced_runs", self.cv.enhanced_runs, True)):
+            for i, run in enumerate(runs):
+                _, name = self.split_run(run, key)
+                if self.reads_enhanced(name, key) != enhanced:
+                    reads = "reads the selected enhancer's output" if not enhanced else "reads no enhanced data"
+                    raise ConfigError(f"{key}: {run!r} {reads}; list it under {where[key]}")
+                if run in runs[:i] or (key == "fer.runs" and run in grid) or (key == "cv.enhanced_runs" and run in self.cv.runs):
+                    raise ConfigError(f"{key}: {run!r} is listed twice (or is already a run of fer.backbones x fer.inputs)")
+        for e in self.robustness.enhancers:
+            if e not in names:
+                raise ConfigError(f"robustness.enhancers: unknown enhancer {e!r}; allowed: {', '.join(names)}")
+        if any(not 0 <= f <= 1 for f in self.robustness.brightness):
+            raise ConfigError(f"robustness.brightness: factors must lie in [0, 1], got {self.robustness.brightness}")
+        if any(g <= 0 for g in self.robustness.gamma):
+            raise ConfigError(f"robustness.gamma: gammas must be > 0, got {self.robustness.gamma}")
+        if any(r < 1 for r in self.robustness.resolution):
+            raise ConfigError(f"robustness.resolution: sizes must be >= 1 px, got {self.robustness.resolution}")
         for s in self.fer.eval_on:
             parse_spec(s, variants, self.enhance.variants, "fer.eval_on")
         self._check_values()
@@ -324,7 +382,7 @@ class Params(_Strict):
         with torch.device("meta"):
             for name, lc in self.learned.items():
                 _probe(f"learned.{name}.model", lambda name=name, lc=lc: ENHANCERS.get(name)(**lc.model))
-            for b in dict.fromkeys(self.fer.backbones + [self.cv.backbone]):
+            for b in dict.fromkeys(self.fer.backbones + [self.split_run(r)[0] for r in self.all_runs()]):
                 opts = {**BACKBONES.entry(b).defaults, **self.fer.models.get(b, {}), "num_classes": 7, "in_channels": 1}
                 if "pretrained" in opts:  # checked, but never downloaded or read here
                     _probe(f"fer.models.{b}.pretrained", lambda opts=opts: _weights_file(resolve_pretrained(opts["pretrained"])))
@@ -345,6 +403,28 @@ class Params(_Strict):
         from .degrade import expand_variants
 
         return list(expand_variants(self.degrade.model_dump()))
+
+    def split_run(self, run: str, key: str = "run") -> tuple[str, str]:
+        """``<backbone>-<input>`` -> (backbone, input), both checked (a backbone name holds no ``-``)."""
+        from .registry import BACKBONES
+
+        backbone, sep, name = run.partition("-")
+        if not sep or not name:
+            raise ConfigError(f"{key}: {run!r} is not <backbone>-<input> (e.g. mini_xception-clean)")
+        BACKBONES.entry(backbone, key=key)
+        return backbone, name
+
+    def all_runs(self) -> list[str]:
+        """Every ``<backbone>-<input>`` run that params train or cross-validate."""
+        return [*self.fer.runs, *self.cv.runs, *self.cv.enhanced_runs]
+
+    def reads_enhanced(self, name: str, key: str = "input") -> bool:
+        """Whether input ``name`` (train or test spec) reads the selected enhancer's output; specs checked."""
+        from .inputs import parse_spec
+
+        spec = self.input_def(name)
+        return any(parse_spec(s, self.variant_names(), self.enhance.variants, f"{key}: {name}: {which}")[0]
+                   .startswith("enhanced") for which, s in (("train", spec.train), ("test", spec.test)))
 
     def input_def(self, name: str) -> FerInputCfg:
         """An input's train/test spec; a name not in input_defs is itself a spec (e.g. ``clean+he``)."""
@@ -388,7 +468,7 @@ def _import_registries() -> None:
 
 
 #: keys that moved to the ``runtime`` section (they change speed, not results)
-MOVED = {"device": "runtime.device", "enhance.batch_size": "runtime.enhance_batch_size",
+MOVED = {"cv.backbone": "cv.runs", "cv.input": "cv.runs", "device": "runtime.device", "enhance.batch_size": "runtime.enhance_batch_size",
          "fer.train.eval_batch_size": "runtime.eval_batch_size", "fer.train.channels_last": "runtime.channels_last"}
 
 

@@ -126,3 +126,21 @@ def input_roots(prepared: Path, degraded: Path, enhanced: Path | None, p: Params
 def make_loader(p: Params, roots: Roots) -> InputLoader:
     """An input loader for the variants, enhanced variants and preprocessor options of ``p``."""
     return InputLoader(roots, p.variant_names(), p.enhance.variants, p.fer.preprocess, seed=p.seed)
+
+
+def stratified_subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """Sorted positions of a fixed random subset of at most ``n`` of ``labels``, each class kept in proportion.
+
+    Every class is shuffled (a generator seeded by ``seed``) and the images are taken in the order of their
+    rank within their class divided by the class size, so any ``n`` keeps the class shares (to one image)
+    and a smaller ``n`` gives a subset of a larger one.
+    """
+    labels = np.asarray(labels)
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    key = np.empty(len(labels), dtype=np.float64)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        key[rng.permutation(rows)] = (np.arange(len(rows)) + 0.5) / len(rows)
+    return np.sort(np.lexsort((np.arange(len(labels)), key))[:n])

@@ -88,3 +88,30 @@ def accuracy_chart(df: pd.DataFrame, path: Path) -> None:
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def robustness_curves(curves: dict[str, dict[str, dict[str, float]]], path: Path, title: str = "") -> None:
+    """One panel per curve (``curve -> enhancer -> level -> accuracy``), one line per enhancer.
+
+    Brightness and gamma axes run from light to dark, resolution from large to small."""
+    names = list(curves)
+    fig = Figure(figsize=(4.2 * len(names), 3.4))
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, curve in zip(axes, names):
+        for enh, by in curves[curve].items():
+            x = np.array([float(k) for k in by])
+            ax.plot(x, list(by.values()), marker="o", ms=3, label=enh)
+        ax.set_xlabel({"brightness": "PIL brightness factor", "gamma": "gamma (eq. 14)",
+                       "resolution": "face size (px)"}.get(curve, curve))
+        if curve in ("brightness", "resolution"):
+            ax.invert_xaxis()
+        if curve == "brightness":
+            ax.set_xscale("log")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

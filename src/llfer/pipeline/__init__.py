@@ -18,7 +18,8 @@ from types import ModuleType
 from typing import Any
 
 #: the stage modules in DAG order
-STAGES = ("prepare", "degrade", "train_enhancer", "enhance", "quality", "train_fer", "evaluate", "cv", "report")
+STAGES = ("prepare", "degrade", "train_enhancer", "enhance", "quality", "train_fer", "evaluate", "cv_fold", "cv",
+          "robustness", "explain", "report")
 
 
 def stage_modules() -> list[ModuleType]:

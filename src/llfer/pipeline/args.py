@@ -32,9 +32,9 @@ def params_of(args: argparse.Namespace) -> Params:
 
 
 def fer_runs(p: Params) -> list[str]:
-    """The FER runs params configure (``<backbone>-<input>`` over ``fer.inputs`` and ``fer.enhanced_inputs``),
-    sorted: what evaluate and report aggregate, never whatever folders or files exist."""
-    return sorted(f"{b}-{i}" for b in p.fer.backbones for i in [*p.fer.inputs, *p.fer.enhanced_inputs])
+    """The FER runs params configure (``<backbone>-<input>`` over ``fer.inputs`` and ``fer.enhanced_inputs``,
+    and ``fer.runs``), sorted: what evaluate and report aggregate, never whatever folders or files exist."""
+    return sorted([*(f"{b}-{i}" for b in p.fer.backbones for i in [*p.fer.inputs, *p.fer.enhanced_inputs]), *p.fer.runs])
 
 
 def roots_of(args: argparse.Namespace, p: Params) -> Roots:

@@ -13,6 +13,7 @@ from .. import plots
 from ..config import Params
 from ..errors import DataError
 from ..io import atomic_dir, read_json, write_json
+from ..paper_tables import Runs, paper_tables
 from .args import SubParsers, add_common, fer_runs, params_of
 
 
@@ -25,10 +26,12 @@ INPUTS: tuple[str, ...] = ()
 def extra_inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """The per-stage metrics read under ``--metrics`` (the outputs are written beside them)."""
     root = Path(args.metrics)
-    return [(f"--metrics {name}", root / name) for name in ("fer", "tte.json", "quality.json", "cv.json")]
+    return [(f"--metrics {name}", root / name) for name in ("fer", "tte.json", "quality.json", "cv.json")] + \
+        ([("--fer-plots", Path(args.fer_plots))] if getattr(args, "fer_plots", None) else [])
 
 
-def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) -> dict[str, Any]:
+def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path,
+               fer_plots: Path | None = None) -> dict[str, Any]:
     """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart.
 
     The FER runs are those params configure (:func:`fer_runs`), never whatever files ``metrics/fer/``
@@ -38,8 +41,9 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
     files = {r: metrics_dir / "fer" / f"{r}.json" for r in fer_runs(p)}
     runs = {r: _metrics(f, ("test_acc", "test_macro_f1")) for r, f in files.items() if f.exists()}
     inputs = {"tte": (metrics_dir / "tte.json", (), True), "quality": (metrics_dir / "quality.json", (), True),
-              "cv": (metrics_dir / "cv.json", ("accuracy_mean", "accuracy_std", "folds"), False)}
-    read = {k: _metrics(f, keys, nested=nested) for k, (f, keys, nested) in inputs.items() if f.exists()}
+              "cv": (metrics_dir / "cv.json", (), False)}
+    read = {k: (_cv_metrics(f) if k == "cv" else _metrics(f, keys, nested=nested))
+            for k, (f, keys, nested) in inputs.items() if f.exists()}
     missing = [f for r, f in files.items() if r not in runs] + [f for k, (f, _, _) in inputs.items() if k not in read]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -86,13 +90,51 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
                 **{f"{k}_psnr": round(s["psnr"], 3) for k, s in rows_.items() if "psnr" in s}}
             for v, rows_ in quality.items() if any("psnr" in s for s in rows_.values())}
     if cv:
-        summary["cv"] = {"accuracy_mean": cv["accuracy_mean"], "accuracy_std": cv["accuracy_std"], "folds": cv["folds"]}
+        summary["cv"] = {r: {k: c[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "folds") if k in c}
+                         for r, c in cv.items()}
+        notes += [cv_vs_holdout(r, c, runs.get(r), p) for r, c in cv.items()]
+    per_class = {r: pd.read_csv(fer_plots / r / "per_class.csv") for r in runs
+                 if fer_plots is not None and (fer_plots / r / "per_class.csv").exists()}
+    papers = paper_tables(p, Runs(fer=runs, per_class=per_class, tte=tte, quality=quality, cv=cv))
     write_json(out_json, summary)
     with atomic_dir(plots_dir) as tmp:
         table.to_csv(tmp / "results.csv", index=False)
         (tmp / "results.md").write_text(_markdown_table(table) + "".join(f"\n{n}\n" for n in notes))
+        (tmp / "papers.md").write_text(papers)
         plots.accuracy_chart(table, tmp / "accuracy.png")
     return summary
+
+
+def cv_vs_holdout(run: str, c: dict[str, Any], holdout: dict[str, Any] | None, p: Params) -> str:
+    """One line: a run's CV accuracy beside its hold-out accuracy, and why they differ (images, epochs, protocol)."""
+    cv_txt = (f"CV {run}: {c['accuracy_mean']:.4f} ± {c['accuracy_std']:.4f} over {c['folds']} "
+              f"{'subject-independent' if c.get('protocol') == 'subject' else 'plain stratified'} folds of "
+              f"{c.get('images', '?')} images pooled from all splits, {c.get('epochs', '?')} epochs on "
+              f"{c.get('train_images_per_fold', '?')} training images per fold")
+    if holdout is None:
+        return cv_txt + " (no hold-out run of the same backbone and input)."
+    gap = 100 * (c["accuracy_mean"] - holdout["test_acc"])
+    ci, hi, ce, he = c.get("train_images_per_fold"), holdout.get("train_images"), c.get("epochs"), holdout.get("epochs_run")
+    why = [f"{ci} vs {hi} training images" for _ in [0] if ci != hi] + \
+          [f"{ce} vs {he} epochs" for _ in [0] if ce != he] + \
+          ["protocol: folds drawn over all splits pooled (other test faces" +
+           (", subjects kept apart)" if c.get("protocol") == "subject" else ", subjects shared between folds)") +
+           " vs the fixed train/test split"]
+    agree = abs(gap) <= 2 * 100 * max(c["accuracy_std"], 0.005)
+    return (cv_txt + f"; hold-out test {holdout['test_acc']:.4f}: CV is {abs(gap):.1f} points "
+            f"{'above' if gap > 0 else 'below'} ({'within' if agree else 'beyond'} two standard deviations) - "
+            f"{'they differ in' if not agree else 'the settings differ in'}: {'; '.join(why)}.")
+
+
+def _cv_metrics(f: Path) -> dict[str, Any]:
+    """cv.json checked: run -> an object with number accuracy_mean, accuracy_std and folds."""
+    m = read_json(f, kind=dict)
+    for run, c in m.items():
+        bad = [k for k in ("accuracy_mean", "accuracy_std", "folds")
+               if not isinstance(c, dict) or not isinstance(c.get(k), (int, float)) or isinstance(c.get(k), bool)]
+        if bad:
+            raise DataError(f"{f}: entry {run!r} has no number {bad[0]!r}; not a metrics file of stage cv (re-run it)")
+    return m
 
 
 def _metrics(f: Path, keys: tuple[str, ...], nested: bool = False) -> dict[str, Any]:
@@ -125,7 +167,8 @@ def _markdown_table(df: pd.DataFrame) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
-    s = run_report(params_of(args), Path(args.metrics), Path(args.out), Path(args.plots))
+    s = run_report(params_of(args), Path(args.metrics), Path(args.out), Path(args.plots),
+                   Path(args.fer_plots) if args.fer_plots else None)
     print(json.dumps(s.get("headline", {}), indent=1))
     return 0
 
@@ -136,4 +179,6 @@ def add_command(sub: SubParsers) -> None:
     sp.add_argument("--metrics", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--plots", required=True)
+    sp.add_argument("--fer-plots", help="root of the FER runs' plots (<run>/per_class.csv: per-class precision "
+                                        "in the papers' tables)")
     sp.set_defaults(func=command)

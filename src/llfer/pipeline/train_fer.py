@@ -91,6 +91,7 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     metrics: dict[str, Any] = {
         "test_acc": round(main["accuracy"], 4), "test_macro_f1": round(main["macro_f1"], 4),
         "val_acc": round(res.best_val_acc, 4), "best_epoch": res.best_epoch, "epochs_run": len(res.history),
+        "train_images": int(min(len(ytr), p.fer.train.max_train or len(ytr))),
         "params": num_params(res.model),
         **{f"acc_{k}": round(v["accuracy"], 4) for k, v in evals.items() if k != "test"},
     }
@@ -116,6 +117,8 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
 
 def command(args: argparse.Namespace) -> int:
     p = params_of(args)
+    if args.input is None:  # one argument: a run <backbone>-<input> (fer.runs)
+        args.backbone, args.input = p.split_run(args.backbone, "train-fer")
     m = run_train_fer(p, args.backbone, args.input, roots_of(args, p), Path(args.model_out), Path(args.metrics),
                       Path(args.plots), resume=args.resume, progress=not args.no_progress)
     print(f"{args.backbone}-{args.input}: test acc {m['test_acc']:.4f}, macro-F1 {m['test_macro_f1']:.4f}; " +
@@ -126,8 +129,8 @@ def command(args: argparse.Namespace) -> int:
 def add_command(sub: SubParsers) -> None:
     sp = sub.add_parser(COMMAND, help="train and evaluate a FER backbone on an input")
     add_common(sp)
-    sp.add_argument("backbone")
-    sp.add_argument("input")
+    sp.add_argument("backbone", help="backbone, or a whole run <backbone>-<input> (as fer.runs lists them)")
+    sp.add_argument("input", nargs="?", help="input name or spec (omitted: BACKBONE is <backbone>-<input>)")
     sp.add_argument("--prepared", required=True)
     sp.add_argument("--degraded", required=True)
     sp.add_argument("--enhanced", help="directory of the selected enhancer's output (for enhanced inputs)")
