@@ -166,9 +166,9 @@ def stage_code(root: Path) -> dict[str, tuple[str, list[str]]]:
         for stage in repo.index.stages:
             script = next((w for w in str(stage.cmd).split() if w.startswith("stages/") and w.endswith(".py")), None)
             if script is None:
-                raise SystemExit(f"dvc.yaml: stage {stage.addressing}: cmd {stage.cmd!r} runs no stages/*.py script")
+                raise SystemExit(f"dvc.yaml: stage {stage.name}: cmd {stage.cmd!r} runs no stages/*.py script")
             deps = [d.def_path for d in stage.deps if d.def_path.split("/")[0] in CODE_DIRS]
-            out[stage.addressing] = (script, deps)
+            out[stage.name] = (script, deps)
     return out
 
 

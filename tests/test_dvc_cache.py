@@ -27,8 +27,8 @@ def test_every_uncached_output_is_a_git_tracked_metric():
     so DVC's run-cache can restore any stage."""
     for stage in _stages(REPO):
         for out in stage.outs:
-            assert out.use_cache or out.metric, f"{stage.addressing}: {out.def_path} has cache: false"
-            assert not out.persist, f"{stage.addressing}: {out.def_path} is persistent"
+            assert out.use_cache or out.metric, f"{stage.name}: {out.def_path} has cache: false"
+            assert not out.persist, f"{stage.name}: {out.def_path} is persistent"
 
 
 def _json_keys(obj, found: set[str]) -> set[str]:
@@ -55,9 +55,9 @@ def test_run_facts_go_to_timing_files_outside_the_lock(dvc_repo):
                 assert not keys & RUN_FACT_KEYS, f"{f.relative_to(root)} holds run facts {sorted(keys & RUN_FACT_KEYS)}"
     # every stage wrote its run facts to metrics/timing/<stage>.json, which is no output and git-ignored
     for stage in _stages(root):
-        t = root / "metrics" / "timing" / f"{stage.addressing}.json"
+        t = root / "metrics" / "timing" / f"{stage.name}.json"
         facts = json.loads(t.read_text())
-        assert facts["stage"] == stage.addressing and facts["seconds"] > 0 and facts["host"], facts
+        assert facts["stage"] == stage.name and facts["seconds"] > 0 and facts["host"], facts
         assert facts["status"] == 0 and facts["threads"] >= 1
         rel = t.relative_to(root).as_posix()
         assert rel not in outs and not any(rel.startswith(o + "/") for o in outs)
@@ -67,7 +67,7 @@ def test_run_facts_go_to_timing_files_outside_the_lock(dvc_repo):
 @pytest.mark.slow
 def test_enhancer_a_b_a_restores_a_from_the_run_cache(dvc_repo):
     root, env = dvc_repo.root, dvc_repo.env
-    enhanced = {s.addressing for s in _stages(root) if s.addressing.startswith("train_fer_enhanced@")}
+    enhanced = {s.name for s in _stages(root) if s.name.startswith("train_fer_enhanced@")}
     assert enhanced and status(root, env) == {}
     original = set_params(root, enhancer="he")
     try:

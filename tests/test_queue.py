@@ -74,7 +74,7 @@ def test_two_queued_experiments_run_in_parallel(dvc_repo, tmp_path: Path):
     run(["dvc", "cache", "dir", "--local", str(dvc_repo.root / ".dvc" / "cache")], q, env)
     run(["dvc", "repro"], q, env)  # every stage restored from the shared run-cache
     run(["git", "add", "-A"], q, env)
-    run(["git", "commit", "-qm", "baseline"], q, env)
+    run(["git", "commit", "-qm", "baseline", "--allow-empty"], q, env)
     # an unpaired low-light set that git does not hold: a queued experiment's temporary copy lacks it
     photos = tmp_path / "photos"
     photos.mkdir()
