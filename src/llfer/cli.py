@@ -102,6 +102,10 @@ def build_parser(stages: Sequence[ModuleType] | None = None) -> argparse.Argumen
     for stage in stage_modules() if stages is None else stages:
         stage.add_command(sub)
         sub.choices[stage.COMMAND].set_defaults(stage=stage)
+    from . import export, predict  # using a trained model (not DVC stages); imported here to keep start-up fast
+
+    predict.add_parser(sub)
+    export.add_parser(sub)
     ap.add_argument("--debug", action="store_true", help="on an error, also print the traceback")
     for name, sp in sub.choices.items():
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
