@@ -99,7 +99,9 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
                                "f1": round(v["f1"], 4), "support": v["support"]} for c, v in main["per_class"].items()])
     cfg = {"backbone": backbone, "options": {**backbone_options(p, backbone), "num_classes": len(classes),
                                               "in_channels": in_ch}, "input": input_name,
-           "train_spec": spec.train, "test_spec": spec.test, "classes": classes}
+           "train_spec": spec.train, "test_spec": spec.test, "classes": classes,
+           # the preprocessors' options, so `llfer predict` prepares faces exactly as training did
+           "preprocess": {k: dict(v or {}) for k, v in p.fer.preprocess.items()}}
     with atomic_dir(model_out) as tmp:
         save_classifier(tmp / "model.safetensors", res.model, cfg)
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
