@@ -346,9 +346,6 @@ class Params(_Strict):
                     raise ConfigError(f"{key}: {run!r} {reads}; list it under {where[key]}")
                 if run in runs[:i] or (key == "fer.runs" and run in grid) or (key == "cv.enhanced_runs" and run in self.cv.runs):
                     raise ConfigError(f"{key}: {run!r} is listed twice (or is already a run of fer.backbones x fer.inputs)")
-        for e in self.robustness.enhancers:
-            if e not in names:
-                raise ConfigError(f"robustness.enhancers: unknown enhancer {e!r}; allowed: {', '.join(names)}")
         if any(not 0 <= f <= 1 for f in self.robustness.brightness):
             raise ConfigError(f"robustness.brightness: factors must lie in [0, 1], got {self.robustness.brightness}")
         if any(g <= 0 for g in self.robustness.gamma):
@@ -358,6 +355,10 @@ class Params(_Strict):
         for s in self.fer.eval_on:
             parse_spec(s, variants, self.enhance.variants, "fer.eval_on")
         self._check_values()
+        # after the values: a params file that redefines `classical` hears about its bad values first
+        for e in self.robustness.enhancers:
+            if e not in names:
+                raise ConfigError(f"robustness.enhancers: unknown enhancer {e!r}; allowed: {', '.join(names)}")
         return self
 
     def _check_values(self) -> None:
