@@ -6,8 +6,8 @@
 * relative paths in params that point at files outside git (``dataset.source``, ``dataset.cache_dir``,
   ``quality.unpaired``, ``learned.<name>.init``) resolve against the repository the experiment was
   queued from (:func:`from_root`), not against the temporary copy;
-* each stage limits torch to ``cores // N`` threads (:func:`torch_threads`), so N workers do not
-  oversubscribe the cores.  ``LLFER_THREADS`` (environment) or ``runtime.threads`` (params) set the
+* each stage limits torch to ``cores // k`` threads, k the queued experiments running at that
+  moment (:func:`torch_threads`), so N workers do not oversubscribe the cores.  ``LLFER_THREADS`` (environment) or ``runtime.threads`` (params) set the
   number instead.  The GPU of a worker is chosen with ``CUDA_VISIBLE_DEVICES`` in the environment of
   ``dvc queue start`` (see README, "Experiment queues").
 """
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 #: DVC's layout: temporary experiment workspaces and the queue workers' process records
 EXPS = (".dvc", "tmp", "exps")
-WORKER_PREFIX = "dvc-exp-worker-"
 
 
 def project_root(cwd: Path | None = None) -> Path:
@@ -54,9 +53,12 @@ def from_root_or_url(source: str, cwd: Path | None = None) -> str:
 
 
 def queue_workers(root: Path) -> int:
-    """How many DVC queue workers are running for the repository ``root`` (0 outside a queue)."""
+    """How many queued experiments (or queue workers) of the repository ``root`` are running now.
+
+    DVC keeps a record ``.dvc/tmp/exps/run/<name>/<name>.json`` (pid, returncode) per process it
+    manages: each running experiment and each worker; the live ones without a return code count."""
     n = 0
-    for info in (root.joinpath(*EXPS, "run")).glob(f"{WORKER_PREFIX}*/{WORKER_PREFIX}*.json"):
+    for info in (root.joinpath(*EXPS, "run")).glob("*/*.json"):
         try:
             rec = json.loads(info.read_text())
             if rec.get("returncode") is None:
@@ -89,7 +91,7 @@ def torch_threads(configured: int | None = None, cwd: Path | None = None) -> tup
         return None, "torch default"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, queue_workers(root))
-    return max(1, cores // workers), f"{cores} cores shared by {workers} DVC queue worker(s)"
+    return max(1, cores // workers), f"{cores} cores shared by {workers} running queued experiment(s)"
 
 
 def limit_threads(configured: int | None = None) -> int:
@@ -97,7 +99,7 @@ def limit_threads(configured: int | None = None) -> int:
     import torch
 
     n, why = torch_threads(configured)
-    if n is not None and n != torch.get_num_threads():
+    if n is not None:
         torch.set_num_threads(n)
         log.info("%d torch threads (%s)", n, why)
     return torch.get_num_threads()
