@@ -16,6 +16,7 @@ and SIGTERM (status 143) leave no temporary files behind.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -102,10 +103,10 @@ def build_parser(stages: Sequence[ModuleType] | None = None) -> argparse.Argumen
     for stage in stage_modules() if stages is None else stages:
         stage.add_command(sub)
         sub.choices[stage.COMMAND].set_defaults(stage=stage)
-    from . import export, predict  # using a trained model (not DVC stages); imported here to keep start-up fast
-
-    predict.add_parser(sub)
-    export.add_parser(sub)
+    if stages is None:  # the full CLI; a DVC stage script offers its own command only, so its code deps stay exact
+        # using a trained model (not DVC stages); imported here to keep start-up fast, by name like the stage modules
+        for name in ("predict", "export"):
+            importlib.import_module(f"{__package__}.{name}").add_parser(sub)
     ap.add_argument("--debug", action="store_true", help="on an error, also print the traceback")
     for name, sp in sub.choices.items():
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
