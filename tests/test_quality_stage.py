@@ -20,7 +20,7 @@ def _params(unpaired: list[str], **quality):
         "classical": {"identity": {}, "he": {}, "gain": {}},
         "learned": {"zerodce": {**default_data()["learned"]["zerodce"]}},
         "degrade": {"dark_pil": {"factors": [0.1]}, "dark_gamma": None, "lowres": None, "combos": {}},
-        "fer": {"eval_on": ["clean", "dark_pil"]},  # the default also lists the variants switched off here
+        "fer": {"eval_on": ["clean", "dark_pil"], "runs": []},  # the defaults also list the variants switched off here
         "enhance": {"variants": ["dark_pil"]},
         "quality": {"niqe_upsample": 12, "niqe_max_images": 4, "unpaired": unpaired, **quality},
     })

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-import pandas as pd
-
 from . import paper_values as pv
 from .config import Params
 from .degrade import expand_variants
@@ -25,10 +23,9 @@ Spec = tuple[str, tuple[str, ...]]
 
 @dataclass
 class Runs:
-    """What this run made: FER metrics per run, per-class tables, test-time enhancement, quality, CV."""
+    """What this run made: FER metrics per run (with ``precision_<class>``), test-time enhancement, quality, CV."""
 
     fer: dict[str, dict[str, Any]]
-    per_class: dict[str, pd.DataFrame]
     tte: dict[str, dict[str, float]]
     quality: dict[str, Any]
     cv: dict[str, dict[str, Any]]
@@ -173,10 +170,9 @@ class Tables:
             spec: Spec = ("clean", () if name == "clean" else (name,))
             val, run = self.fer_cell(b, spec, self._input_hint(b, spec))
             rows.append([name, f"{acc:.0f}", val, run])
-            pc = self.r.per_class.get(self.find(b, spec)[0]) if self.find(b, spec) else None
-            if pc is not None and val:
-                by = dict(zip(pc["class"].astype(str), pc["precision"]))
-                prec.append([name, *(f"{by[c]:.2f}" if c in by else "" for c in classes), val])
+            m = self.r.fer.get(self.find(b, spec)[0], {}) if self.find(b, spec) else {}
+            if val:
+                prec.append([name, *(f"{m[f'precision_{c}']:.2f}" if f"precision_{c}" in m else "" for c in classes), val])
             prec.append([f"*{name}, paper*", *(f"*{x:.2f}*" for x in paper_prec), f"*{acc:.0f}*"])
         out = self._section("[mini-xception-fer] Table 3: mini-Xception per input",
                             ["input", "paper accuracy (%)", "ours accuracy (%)", "run"], rows,

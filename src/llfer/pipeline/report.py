@@ -26,12 +26,10 @@ INPUTS: tuple[str, ...] = ()
 def extra_inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     """The per-stage metrics read under ``--metrics`` (the outputs are written beside them)."""
     root = Path(args.metrics)
-    return [(f"--metrics {name}", root / name) for name in ("fer", "tte.json", "quality.json", "cv.json")] + \
-        ([("--fer-plots", Path(args.fer_plots))] if getattr(args, "fer_plots", None) else [])
+    return [(f"--metrics {name}", root / name) for name in ("fer", "tte.json", "quality.json", "cv.json")]
 
 
-def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path,
-               fer_plots: Path | None = None) -> dict[str, Any]:
+def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) -> dict[str, Any]:
     """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart.
 
     The FER runs are those params configure (:func:`fer_runs`), never whatever files ``metrics/fer/``
@@ -93,9 +91,7 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path,
         summary["cv"] = {r: {k: c[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "folds") if k in c}
                          for r, c in cv.items()}
         notes += [cv_vs_holdout(r, c, runs.get(r), p) for r, c in cv.items()]
-    per_class = {r: pd.read_csv(fer_plots / r / "per_class.csv") for r in runs
-                 if fer_plots is not None and (fer_plots / r / "per_class.csv").exists()}
-    papers = paper_tables(p, Runs(fer=runs, per_class=per_class, tte=tte, quality=quality, cv=cv))
+    papers = paper_tables(p, Runs(fer=runs, tte=tte, quality=quality, cv=cv))
     write_json(out_json, summary)
     with atomic_dir(plots_dir) as tmp:
         table.to_csv(tmp / "results.csv", index=False)
@@ -167,8 +163,7 @@ def _markdown_table(df: pd.DataFrame) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
-    s = run_report(params_of(args), Path(args.metrics), Path(args.out), Path(args.plots),
-                   Path(args.fer_plots) if args.fer_plots else None)
+    s = run_report(params_of(args), Path(args.metrics), Path(args.out), Path(args.plots))
     print(json.dumps(s.get("headline", {}), indent=1))
     return 0
 
@@ -179,6 +174,4 @@ def add_command(sub: SubParsers) -> None:
     sp.add_argument("--metrics", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--plots", required=True)
-    sp.add_argument("--fer-plots", help="root of the FER runs' plots (<run>/per_class.csv: per-class precision "
-                                        "in the papers' tables)")
     sp.set_defaults(func=command)

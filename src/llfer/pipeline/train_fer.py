@@ -94,6 +94,8 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
         "train_images": int(min(len(ytr), p.fer.train.max_train or len(ytr))),
         "params": num_params(res.model),
         **{f"acc_{k}": round(v["accuracy"], 4) for k, v in evals.items() if k != "test"},
+        # per-class test precision ([mini-xception-fer] Table 3 layout; the report's papers' tables read it)
+        **{f"precision_{c}": round(v["precision"], 4) for c, v in main["per_class"].items()},
     }
     per_class = pd.DataFrame([{"class": c, "precision": round(v["precision"], 4), "recall": round(v["recall"], 4),
                                "f1": round(v["f1"], 4), "support": v["support"]} for c, v in main["per_class"].items()])
