@@ -189,11 +189,11 @@ def test_efcnet_attention_gates_start_unsaturated():
 
 # ------------------------------------------------------------ resnet18 --
 @pytest.mark.parametrize("small_input,sizes", [(False, [12, 6, 3, 2]), (True, [48, 24, 12, 6])])
-def test_resnet18_forward_features(small_input, sizes):
+def test_resnet18_stage_features(small_input, sizes):
     m = BACKBONES.build("resnet18", small_input=small_input).eval()
     x = torch.rand(2, 1, 48, 48)
     with torch.no_grad():
-        feats = m.forward_features(x)
+        feats = m.stage_features(x)
         assert [f.shape[1] for f in feats] == [64, 128, 256, 512]
         assert [f.shape[-1] for f in feats] == sizes
         assert torch.allclose(m(x), m.net.fc(feats[-1].mean((2, 3))), atol=1e-5)

@@ -109,6 +109,41 @@ def test_backbone_builds_learns_and_counts(name):
     assert out.shape == (2, 5) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("name", slow_if_big(BACKBONES.names()))
+def test_backbone_stage_features(name):
+    """The supervisor contract ([ll-fer] eq. 12): per-stage maps that share forward's weights."""
+    from llfer.models.common import StagedBackbone
+
+    torch.manual_seed(0)
+    m = BACKBONES.build(name).eval()
+    assert isinstance(m, StagedBackbone) and m.in_channels == 1
+    names = m.stage_names
+    assert len(names) >= 3 and len(set(names)) == len(names) and all(names)
+    x = torch.rand(2, 1, 48, 48)
+    with torch.no_grad():
+        before = m(x)
+        feats = m.stage_features(x)
+        feats2, logits = m.forward_stages(x)
+        after = m(x)
+    assert len(feats) == len(names)
+    assert torch.equal(logits, before) and torch.equal(after, before)  # forward untouched, same pass
+    assert all(torch.equal(a, b) for a, b in zip(feats, feats2))
+    sizes = []
+    for f in feats:
+        assert f.dim() == 4 and f.shape[0] == 2 and f.shape[1] > 0 and torch.isfinite(f).all()
+        sizes.append(f.shape[-1])
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 1  # coarser stage by stage
+    # gradients flow from every stage to the input, and stages + head reach every weight
+    x.requires_grad_(True)
+    feats, logits = m.forward_stages(x)
+    for s, f in enumerate(feats):
+        (g,) = torch.autograd.grad(f.square().mean(), x, retain_graph=True)
+        assert torch.isfinite(g).all() and g.abs().sum() > 0, (name, names[s])
+    m.zero_grad(set_to_none=True)
+    (logits.square().mean() + sum(f.mean() for f in feats)).backward()
+    assert all(p.grad is not None for p in m.parameters())
+
+
 # ------------------------------------------------------------------------------------- enhancers
 def _dark_faces(n=3, h=24, w=20, rgb=False, seed=0):
     rng = np.random.default_rng(seed)

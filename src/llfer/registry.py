@@ -125,7 +125,7 @@ DATASETS = Registry("dataset")
 DEGRADATIONS = Registry("degradation")
 ENHANCERS = Registry("enhancer")
 PREPROCESSORS = Registry("preprocessor")
-BACKBONES = Registry("backbone")
+BACKBONES = Registry("backbone")  # builders of StagedBackbone modules: see llfer.models
 
 ALL = {
     "datasets": DATASETS,

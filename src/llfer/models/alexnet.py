@@ -34,6 +34,7 @@ from .common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     InputAdapter,
+    StagedBackbone,
     check_common,
     download_guard,
     freeze,
@@ -73,7 +74,18 @@ class _AlexNetConvs(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-class AlexNetFER(nn.Module):
+class AlexNetFER(StagedBackbone, nn.Module):
+    """Stages: the five conv blocks of ``net.features``, each conv with its ReLU and, for
+    conv1, conv2 and conv5, the max-pool after it (no stem; the head is the 6 x 6 average
+    pool, dropout and the dense layer).
+
+    At 48 px (upsampled to 63 px inside): 64 x 7 x 7, 192 x 3 x 3, 384 x 3 x 3,
+    256 x 3 x 3, 256 x 1 x 1.
+    """
+
+    stage_names = ("conv1", "conv2", "conv3", "conv4", "conv5")
+    STAGE_ENDS = (3, 6, 8, 10, 13)  # indices into net.features after each block
+
     def __init__(self, num_classes: int, in_channels: int, upsample_to: int, dropout: float):
         super().__init__()
         self.input_adapter = InputAdapter(in_channels, 3, IMAGENET_MEAN, IMAGENET_STD, upsample_to)
@@ -84,6 +96,16 @@ class AlexNetFER(nn.Module):
 
     def convs(self) -> list[nn.Conv2d]:
         return [m for m in self.net.features if isinstance(m, nn.Conv2d)]
+
+    def _before_stages(self, x: torch.Tensor) -> torch.Tensor:
+        return self.input_adapter(x)
+
+    def _stage_blocks(self) -> list[nn.Module]:
+        f = self.net.features
+        return [f[a:b] for a, b in zip((0,) + self.STAGE_ENDS[:-1], self.STAGE_ENDS)]
+
+    def _after_stages(self, f: torch.Tensor) -> torch.Tensor:
+        return self.net.classifier(torch.flatten(self.net.avgpool(f), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.input_adapter(x))

@@ -82,6 +82,55 @@ class InputAdapter(nn.Module):
         return f"in={self.in_channels}, out={self.out_channels}, min_size={self.min_size}"
 
 
+class StagedBackbone:
+    """Mixin of every FER backbone: per-stage feature maps beside the logits.
+
+    A *stage* is a block group at a natural boundary of the architecture (each
+    backbone's docstring says which), listed in ``stage_names``.  These are the
+    features E_s / N_s of [ll-fer] eq. (12), the FER perceptual loss with which
+    a frozen FER network supervises an enhancer.
+
+    Subclasses define three hooks that, composed, are ``forward`` op for op:
+    ``_before_stages(x)`` (input adapter and stem), ``_stage_blocks()`` (one
+    callable per stage, sharing the model's modules) and ``_after_stages(f)``
+    (last stage output -> logits); or override :meth:`stage_features`.
+    """
+
+    stage_names: tuple[str, ...] = ()
+
+    @property
+    def in_channels(self) -> int:
+        """Channels ``forward`` takes (1 = grey; the input adapter repeats it where needed)."""
+        return self.input_adapter.in_channels  # type: ignore[attr-defined]
+
+    def _before_stages(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _stage_blocks(self) -> Sequence[Callable[[torch.Tensor], torch.Tensor]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _after_stages(self, f: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stage_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Output of each stage (``len(stage_names)`` maps N x C_s x H_s x W_s), differentiable.
+
+        Takes the same input as ``forward`` (float N x in_channels x S x S in
+        [0, 1]) and uses the same weights; the head is not run.
+        """
+        x = self._before_stages(x)
+        feats = []
+        for block in self._stage_blocks():
+            x = block(x)
+            feats.append(x)
+        return feats
+
+    def forward_stages(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``(stage_features(x), logits)`` from one pass; the logits equal ``forward(x)`` bit for bit."""
+        feats = self.stage_features(x)
+        return feats, self._after_stages(feats[-1])
+
+
 def scratch_adapter(in_channels: int, min_size: int = 0) -> InputAdapter:
     """``(x - 0.5) / 0.5``: [0, 1] -> [-1, 1], as [mini-xception-fer] feeds mini-Xception."""
     return InputAdapter(in_channels, in_channels, (0.5,), (0.5,), min_size)

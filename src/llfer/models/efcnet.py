@@ -59,6 +59,7 @@ from .common import (
     check_common,
     load_local_weights,
     no_imagenet,
+    StagedBackbone,
     resolve_pretrained,
     scratch_adapter,
 )
@@ -123,7 +124,16 @@ class EFC(nn.Module):
         return self.bn2(y)
 
 
-class EFCNet(nn.Module):
+class EFCNet(StagedBackbone, nn.Module):
+    """Stages: the groups of EFC modules given by ``stages`` (one entry = one stage), after the stem.
+
+    With the default ``stages`` at 48 px: 32 x 24 x 24, 64 x 12 x 12,
+    128 x 6 x 6, 160 x 6 x 6 (at the paper's 32 px: 16, 8, 4, 4 px).  The head
+    (1,280-channel 1x1 conv, pooling, classifier) is not a stage.  The modules
+    stay one flat ``blocks`` sequence (checkpoint keys unchanged); ``stage_ends``
+    marks where each stage ends in it.
+    """
+
     def __init__(
         self,
         num_classes: int = 7,
@@ -142,7 +152,7 @@ class EFCNet(nn.Module):
             nn.BatchNorm2d(stem_channels),
             SSwish(beta),
         )
-        blocks, c = [], stem_channels
+        blocks, c, ends = [], stem_channels, []
         for spec in stages:
             if len(spec) != 3:
                 raise ConfigError(f"efcnet stages: each entry is (channels, modules, stride), got {spec}")
@@ -150,7 +160,10 @@ class EFCNet(nn.Module):
             for i in range(n):
                 blocks.append(EFC(c, cout, stride if i == 0 else 1, expansion, beta))
                 c = cout
+            ends.append(len(blocks))
         self.blocks = nn.Sequential(*blocks)
+        self.stage_ends = tuple(e for i, e in enumerate(ends) if e > (ends[i - 1] if i else 0))
+        self.stage_names = tuple(f"stage{i + 1}" for i in range(len(self.stage_ends)))
         self.head = nn.Sequential(
             nn.Conv2d(c, last_channels, 1, bias=False),
             nn.BatchNorm2d(last_channels),
@@ -179,11 +192,20 @@ class EFCNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """1,280-channel maps before pooling."""
-        return self.head(self.blocks(self.stem(self.input_adapter(x))))
+        return self.head(self.blocks(self._before_stages(x)))
+
+    def _before_stages(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(self.input_adapter(x))
+
+    def _stage_blocks(self) -> list[nn.Module]:
+        starts = (0,) + self.stage_ends[:-1]
+        return [self.blocks[a:b] for a, b in zip(starts, self.stage_ends)]
+
+    def _after_stages(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pool(self.head(f)))).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dropout(self.pool(self.features(x)))
-        return self.classifier(y).flatten(1)
+        return self._after_stages(self.blocks(self._before_stages(x)))
 
 
 @BACKBONES.register("efcnet")

@@ -23,14 +23,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LlferError
 from ..registry import BACKBONES
-from .common import InputAdapter, check_common, download_guard, load_local_weights, resolve_pretrained
+from .common import InputAdapter, StagedBackbone, check_common, download_guard, load_local_weights, resolve_pretrained
 
 MIN_SIZE = 75
 
 
-class InceptionResNetV2FER(nn.Module):
+class InceptionResNetV2FER(StagedBackbone, nn.Module):
+    """Stages: the three groups of Inception-ResNet blocks, at the last three of timm's
+    ``feature_info`` taps: ``repeat`` (stem + 10 x block A), ``repeat_1`` (reduction A +
+    20 x block B) and ``conv2d_7b`` (reduction B, 10 x block C and the final 1x1 conv);
+    timm's two stem taps (``conv2d_2b``, ``conv2d_4a``) are left out, as the ResNet stem
+    is.  At 48 px (upsampled to 75 px inside): 320 x 7 x 7, 1088 x 3 x 3, 1536 x 1 x 1.
+    The stage features run the network's children in their definition order (forward's
+    order, which timm's own feature extraction assumes too) up to ``conv2d_7b``.
+    """
+
+    stage_names = ("repeat", "repeat_1", "conv2d_7b")
+
     def __init__(self, net: nn.Module, in_channels: int, upsample_to: int):
         super().__init__()
         cfg = getattr(net, "pretrained_cfg", {}) or {}
@@ -38,6 +49,19 @@ class InceptionResNetV2FER(nn.Module):
         std = cfg.get("std", (0.5, 0.5, 0.5))
         self.input_adapter = InputAdapter(in_channels, 3, mean, std, upsample_to)
         self.net = net
+
+    def stage_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x, feats = self.input_adapter(x), []
+        for name, child in self.net.named_children():
+            x = child(x)
+            if name in self.stage_names:
+                feats.append(x)
+                if name == self.stage_names[-1]:
+                    return feats
+        raise LlferError(f"inception_resnet_v2: timm's model has no module {self.stage_names[-1]!r}")
+
+    def _after_stages(self, f: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_head(f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.input_adapter(x))

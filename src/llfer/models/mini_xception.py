@@ -35,6 +35,7 @@ from .common import (
     load_local_weights,
     no_imagenet,
     resolve_pretrained,
+    StagedBackbone,
     scratch_adapter,
 )
 
@@ -74,7 +75,13 @@ class XceptionModule(nn.Module):
         return self.main(x) + self.shortcut(x)
 
 
-class MiniXception(nn.Module):
+class MiniXception(StagedBackbone, nn.Module):
+    """Stages: the 4 residual modules (``blocks.0`` .. ``blocks.3``), after the two base convs.
+
+    At 48 px: 16 x 22 x 22, 32 x 11 x 11, 64 x 6 x 6, 128 x 3 x 3; the head is
+    the class conv and global average pooling.
+    """
+
     def __init__(self, num_classes: int = 7, in_channels: int = 1,
                  filters: tuple[int, ...] = (16, 32, 64, 128), base_filters: int = 8):
         super().__init__()
@@ -92,6 +99,7 @@ class MiniXception(nn.Module):
             mods.append(XceptionModule(c, f))
             c = f
         self.blocks = nn.Sequential(*mods)
+        self.stage_names = tuple(f"module{i + 1}" for i in range(len(mods)))
         self.classifier = nn.Conv2d(c, num_classes, 3, padding=1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         for m in self.modules():
@@ -103,10 +111,19 @@ class MiniXception(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature maps before the class conv (N x 128 x S/16 x S/16)."""
-        return self.blocks(self.base(self.input_adapter(x)))
+        return self.blocks(self._before_stages(x))
+
+    def _before_stages(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(self.input_adapter(x))
+
+    def _stage_blocks(self) -> list[nn.Module]:
+        return list(self.blocks)
+
+    def _after_stages(self, f: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.classifier(f)).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.classifier(self.features(x))).flatten(1)
+        return self._after_stages(self.features(x))
 
 
 @BACKBONES.register("mini_xception")

@@ -23,6 +23,7 @@ from .common import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     InputAdapter,
+    StagedBackbone,
     check_common,
     download_guard,
     freeze,
@@ -80,7 +81,30 @@ def keras_resnet50_layers(net: tvm.ResNet) -> list[tuple[str, nn.Module | None]]
     return out
 
 
-class ResNet50FER(FrozenBNMixin, nn.Module):
+class ResNetStages(StagedBackbone):
+    """Stages of a torchvision ResNet held in ``self.net``: ``layer1`` .. ``layer4``.
+
+    As in [ll-fer], whose FER perceptual loss (eq. 12) sums over ResNet-18's four
+    stages: the stem (conv1, BN, ReLU, max-pool) is not a stage, and the head is
+    average pooling + ``fc``.  At 48 px with the standard stem the stage maps are
+    12, 6, 3 and 2 px (48, 24, 12, 6 with ResNet-18's ``small_input`` stem);
+    channels 64/128/256/512 (ResNet-18) or 256/512/1024/2048 (ResNet-50).
+    """
+
+    stage_names = ("layer1", "layer2", "layer3", "layer4")
+
+    def _before_stages(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.net
+        return n.maxpool(n.relu(n.bn1(n.conv1(self.input_adapter(x)))))
+
+    def _stage_blocks(self) -> list[nn.Module]:
+        return [self.net.layer1, self.net.layer2, self.net.layer3, self.net.layer4]
+
+    def _after_stages(self, f: torch.Tensor) -> torch.Tensor:
+        return self.net.fc(torch.flatten(self.net.avgpool(f), 1))
+
+
+class ResNet50FER(FrozenBNMixin, ResNetStages, nn.Module):
     def __init__(self, num_classes: int, in_channels: int, hidden: tuple[int, ...],
                  head_dropout: float):
         super().__init__()
@@ -100,7 +124,7 @@ class ResNet50FER(FrozenBNMixin, nn.Module):
         return self.net(self.input_adapter(x))
 
 
-class ResNet18FER(nn.Module):
+class ResNet18FER(ResNetStages, nn.Module):
     def __init__(self, num_classes: int, in_channels: int, small_input: bool, dropout: float):
         super().__init__()
         self.input_adapter = InputAdapter(
@@ -115,23 +139,8 @@ class ResNet18FER(nn.Module):
         fc = nn.Linear(self.net.fc.in_features, num_classes)
         self.net.fc = nn.Sequential(nn.Dropout(dropout), fc) if dropout > 0 else fc
 
-    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Outputs of the four stages ``[layer1, layer2, layer3, layer4]``.
-
-        These are the per-stage features E_s / N_s of [ll-fer]'s FER perceptual
-        loss (eq. for L_ferp: mean over stages of L1(E_s, N_s)).
-        """
-        n = self.net
-        x = n.maxpool(n.relu(n.bn1(n.conv1(self.input_adapter(x)))))
-        feats = []
-        for layer in (n.layer1, n.layer2, n.layer3, n.layer4):
-            x = layer(x)
-            feats.append(x)
-        return feats
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.forward_features(x)[-1]
-        return self.net.fc(torch.flatten(self.net.avgpool(f), 1))
+        return self._after_stages(self.stage_features(x)[-1])
 
 
 def _imagenet(name: str, ctor: Callable[..., tvm.ResNet], weights) -> tvm.ResNet:
@@ -192,7 +201,7 @@ def build_resnet18(
     small_input: bool = False,
     dropout: float = 0.0,
 ) -> nn.Module:
-    """ResNet-18 ([ll-fer]'s FER net): torchvision ResNet-18 with a new fc; forward_features() gives stage outputs.
+    """ResNet-18 ([ll-fer]'s FER net): torchvision ResNet-18 with a new fc; stage_features() gives layer1..layer4.
 
     ``small_input=True`` replaces the 7x7/2 stem conv and the max-pool by a
     3x3/1 conv (CIFAR style), keeping 4x more resolution in every stage: 48 px
