@@ -2,7 +2,7 @@
 
 The datasets folder comes from ``LLFER_DATA_DIR`` or, by default,
 ``<repo>/data/raw``.  The PSNR / SSIM band is centred on what
-``benchmarks/realdata_dark_quality.py`` measures on the 7,178 test faces
+the real-data scoring script (since replaced by the named experiment ``fer2013-enhancers``) measured on the 7,178 test faces
 (5.405 dB, 0.0494); [mirnet-fer] reports 6.321 dB / 0.062 for the same darkening
 with an unstated scoring protocol (see benchmarks/results/dark_quality.json).
 """
