@@ -39,7 +39,10 @@ def copy_repo(dst: Path) -> None:
         if not src.is_file() or f.startswith(SKIP):
             continue
         (dst / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst / f)
+        if src.is_symlink():  # e.g. conf/params.yaml -> ../params.yaml: the copy's link names the copy's file
+            os.symlink(os.readlink(src), dst / f)
+        else:
+            shutil.copy2(src, dst / f)
 
 
 def shrink(params: Path) -> None:
@@ -93,6 +96,15 @@ def clone(src: Path, dst: Path, branch: str | None = None) -> tuple[Path, dict[s
     env = scratch_env(dst)
     run(["git", "clone", "-q", *(["-b", branch] if branch else []), str(src), str(dst)], src.parent, env)
     return dst, env
+
+
+def restored_clone(src: Path, dst: Path) -> tuple[Path, dict[str, str]]:
+    """A clone of the scratch repository ``src`` sharing its DVC cache, every output restored by `dvc repro`
+    from the run-cache, committed as the baseline of experiments."""
+    q, env = clone(src, dst)
+    run(["dvc", "cache", "dir", "--local", str(src / ".dvc" / "cache")], q, env)
+    run(["dvc", "repro"], q, env)  # every stage restored from the shared run-cache
+    return q, env
 
 
 def ran_stages(output: str) -> set[str]:

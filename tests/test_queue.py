@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dvc_scratch import clone, run
+from dvc_scratch import restored_clone, run
 from llfer.errors import ConfigError
 from llfer.workers import from_root, from_root_or_url, project_root, queue_workers, torch_threads
 
@@ -70,9 +70,7 @@ def _exp_ref(root: Path, env: dict[str, str], name: str) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_two_queued_experiments_run_in_parallel(dvc_repo, tmp_path: Path):
-    q, env = clone(dvc_repo.root, tmp_path / "q")
-    run(["dvc", "cache", "dir", "--local", str(dvc_repo.root / ".dvc" / "cache")], q, env)
-    run(["dvc", "repro"], q, env)  # every stage restored from the shared run-cache
+    q, env = restored_clone(dvc_repo.root, tmp_path / "q")
     run(["git", "add", "-A"], q, env)
     run(["git", "commit", "-qm", "baseline", "--allow-empty"], q, env)
     # an unpaired low-light set that git does not hold: a queued experiment's temporary copy lacks it
