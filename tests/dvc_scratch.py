@@ -54,7 +54,7 @@ def shrink(params: Path) -> None:
     p["classical"] = {"identity": {}, "he": {}}
     p["learned"] = {"zerodce": p["learned"]["zerodce"]}
     p["enhancer"] = "zerodce"
-    p["learned"]["zerodce"]["train"].update(iterations=3, batch_size=4)
+    p["learned"]["zerodce"]["train"].update(steps=3, batch_size=4, warmup_steps=0, eval_every=0)
     p["quality"]["niqe_max_images"] = 4
     p["quality"]["grid_images"] = 3
     p["fer"]["eval_on"] = ["clean", "dark_pil", "lowres_12"]

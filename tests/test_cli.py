@@ -149,8 +149,9 @@ def test_train_enhancer_uses_lol_pairs(tmp_path, capsys):
     Prepared(images=high, index=idx, classes=["none"], extras={"low": (high // 8).astype(np.uint8)}).write(tmp_path / "lol")
     p = tmp_path / "p.yaml"
     # a learned entry states all its values (no code defaults)
-    p.write_text("learned: {zerodce: {model: {}, init: null, train: {iterations: 2, batch_size: 2, patch: 8, "
-                 "optimizer: adam, lr: 0.0001, weight_decay: 0.0, max_pairs: null}}}\nenhancer: zerodce\n")
+    p.write_text("learned: {zerodce: {model: {}, init: null, train: {steps: 2, batch_size: 2, patch: 8, "
+                 "optimizer: adam, lr: 0.0001, weight_decay: 0.0, schedule: cosine, warmup_steps: 0, grad_clip: 0.0, "
+                 "eval_every: 0, patience: 0, max_pairs: null, max_val: null}}}\nenhancer: zerodce\n")
     assert main(["train-enhancer", "zerodce", "--params", str(p), "--prepared", str(tmp_path / "lol"),
                  "--degraded", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 0
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())

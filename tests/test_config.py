@@ -144,4 +144,5 @@ def test_default_dataset_options_follow_the_default_dataset():
 def test_learned_entry_states_every_value():
     with pytest.raises(ConfigError, match="learned.zerodce.train.lr: Field required"):
         from_dict({"learned": {"zerodce": {"model": {}, "init": None, "train": {
-            "iterations": 2, "batch_size": 2, "patch": 8, "optimizer": "adam", "weight_decay": 0.0, "max_pairs": None}}}})
+            "steps": 2, "batch_size": 2, "patch": 8, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine",
+            "warmup_steps": 0, "grad_clip": 0.0, "eval_every": 0, "patience": 0, "max_pairs": None, "max_val": None}}}})

@@ -37,9 +37,9 @@ def check_forward(enh, sizes=((48, 48), (50, 46))) -> None:
 
 def check_fit_decreases(enh, steps: int = 25, lr: float = 1e-3, **fit_kw) -> list[dict]:
     low, high = smooth_images()
-    hist = enh.fit(low, high, iterations=steps, batch_size=4, patch=24, lr=lr, progress=False, **fit_kw)
-    first = np.mean([r["loss"] for r in hist[:3]])
-    last = np.mean([r["loss"] for r in hist[-3:]])
+    hist = enh.fit(low, high, steps=steps, batch_size=4, patch=24, lr=lr, schedule="none", progress=False, **fit_kw)
+    first = np.mean([r["train_loss"] for r in hist[:3]])
+    last = np.mean([r["train_loss"] for r in hist[-3:]])
     assert last < first, (first, last)
     return hist
 
@@ -75,8 +75,8 @@ def test_zerodce_trains_without_pairs(tmp_path):
     low, _ = smooth_images()
     # unpaired: the "clean" images are junk and must not matter
     junk = np.zeros_like(low)
-    hist = enh.fit(low, junk, iterations=25, batch_size=4, patch=24, lr=1e-3, progress=False)
-    assert np.mean([r["loss"] for r in hist[-3:]]) < np.mean([r["loss"] for r in hist[:3]])
+    hist = enh.fit(low, junk, steps=25, batch_size=4, patch=24, lr=1e-3, schedule="none", log_every=1, progress=False)
+    assert np.mean([r["train_loss"] for r in hist[-3:]]) < np.mean([r["train_loss"] for r in hist[:3]])
     assert {"spa", "exp", "col", "tv"} <= set(hist[0])
     # it brightens dark images towards the exposure level
     out = enh.enhance(low)
@@ -128,11 +128,11 @@ def test_retinexnet_two_phase_training(tmp_path):
     enh = ENHANCERS.build("retinexnet", decom_share=0.5)
     low, high = smooth_images()
     before = {k: v.clone() for k, v in enh.model.decom.state_dict().items()}
-    hist = enh.fit(low, high, iterations=40, batch_size=4, patch=24, lr=2e-3, progress=False)
+    hist = enh.fit(low, high, steps=40, batch_size=4, patch=24, lr=2e-3, schedule="none", log_every=1, progress=False)
     assert [r["phase"] for r in hist] == [0.0] * 20 + [1.0] * 20
-    assert [r["step"] for r in hist] == list(range(40))
+    assert [r["step"] for r in hist] == list(range(1, 41))
     for rows in (hist[:20], hist[20:]):
-        assert np.mean([r["loss"] for r in rows[-3:]]) < np.mean([r["loss"] for r in rows[:3]])
+        assert np.mean([r["train_loss"] for r in rows[-3:]]) < np.mean([r["train_loss"] for r in rows[:3]])
     decom_after_phase1 = {k: v.clone() for k, v in enh.model.decom.state_dict().items()}
     assert any(not torch.equal(before[k], decom_after_phase1[k]) for k in before)
     # all parameters trainable again after fit
@@ -145,7 +145,7 @@ def test_retinexnet_decom_frozen_in_relight_phase():
     low, high = smooth_images(4, 24)
     before = {k: v.clone() for k, v in enh.model.decom.state_dict().items()}
     relight_before = {k: v.clone() for k, v in enh.model.relight.state_dict().items()}
-    enh.fit(low, high, iterations=3, batch_size=2, patch=16, lr=1e-3, progress=False)
+    enh.fit(low, high, steps=3, batch_size=2, patch=16, lr=1e-3, progress=False)
     assert all(torch.equal(before[k], v) for k, v in enh.model.decom.state_dict().items())
     assert any(not torch.equal(relight_before[k], v) for k, v in enh.model.relight.state_dict().items())
 

@@ -102,15 +102,27 @@ class DegradeCfg(_Strict):
 
 
 class EnhTrainCfg(_Strict):
-    """Training of one learned enhancer (``learned.<name>.train``): every value stated in params."""
+    """Training of one learned enhancer (``learned.<name>.train``) on the one engine: every value stated in params."""
 
-    iterations: int = Field(ge=0)
+    steps: int = Field(ge=0)
     batch_size: int = Field(ge=1)
+    #: square training crops of this size (0: whole faces)
     patch: int = Field(ge=0)
     optimizer: Literal["adam", "adamw", "sgd"]
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
+    schedule: Literal["cosine", "step", "plateau", "none"]
+    warmup_steps: int = Field(ge=0)
+    #: global gradient-norm limit (0: off)
+    grad_clip: float = Field(ge=0)
+    #: validation (PSNR on the val split's pairs) every this many steps, and after the last (0: last only)
+    eval_every: int = Field(ge=0)
+    #: stop after this many validations without a gain (0: off)
+    patience: int = Field(ge=0)
+    #: at most this many training pairs (a fixed random subset; null: all)
     max_pairs: Optional[int] = Field(ge=1)
+    #: at most this many validation pairs (null: all)
+    max_val: Optional[int] = Field(ge=1)
 
 
 class LearnedCfg(_Strict):
@@ -153,10 +165,14 @@ class FerTrainCfg(_Strict):
     lr: float = default("fer.train.lr", gt=0)
     weight_decay: float = default("fer.train.weight_decay", ge=0)
     momentum: float = default("fer.train.momentum", ge=0)
-    schedule: Literal["cosine", "step", "none"] = default("fer.train.schedule")
+    schedule: Literal["cosine", "step", "plateau", "none"] = default("fer.train.schedule")
     step_size: int = default("fer.train.step_size", ge=1)
     step_gamma: float = default("fer.train.step_gamma", gt=0)
     warmup_epochs: int = default("fer.train.warmup_epochs", ge=0)
+    #: plateau schedule: validations without gain before the lr is multiplied by step_gamma
+    plateau_patience: int = default("fer.train.plateau_patience", ge=1)
+    #: global gradient-norm limit (0: off)
+    grad_clip: float = default("fer.train.grad_clip", ge=0)
     label_smoothing: float = default("fer.train.label_smoothing", ge=0, lt=1)
     class_weights: bool = default("fer.train.class_weights")
     patience: int = default("fer.train.patience", ge=0)
@@ -166,7 +182,8 @@ class FerTrainCfg(_Strict):
     #: score the validation set every k epochs (and always after the last epoch); best-epoch
     #: selection and early stopping (patience counts evaluations) only see evaluated epochs
     eval_every: int = default("fer.train.eval_every", ge=1)
-    #: after training, re-estimate BatchNorm statistics on up to this many training images (0 = off)
+    #: before each validation (and after training without one), re-estimate BatchNorm statistics on up to
+    #: this many training images (0 = off)
     bn_recalibrate: int = default("fer.train.bn_recalibrate", ge=0)
     #: batch size of that re-estimation (the statistics are averaged per batch, so it changes the result)
     bn_batch_size: int = default("fer.train.bn_batch_size", ge=1)

@@ -5,9 +5,11 @@ arguments) whose :meth:`Enhancer.enhance` maps uint8 images, N x H x W
 (grayscale) or N x H x W x 3 (RGB), to uint8 images of the same shape.
 
 Learned enhancers subclass :class:`LearnedEnhancer`: they build an
-``nn.Module`` mapping float N x 3 x H x W in [0, 1] to the same, define their
-training loss, and are trained by :meth:`LearnedEnhancer.fit` on pairs
-(degraded, clean) of uint8 arrays (unpaired methods ignore the clean image).
+``nn.Module`` mapping float N x 3 x H x W in [0, 1] to the same (the differentiable tensor forward,
+:meth:`LearnedEnhancer.forward`, that a joint enhancer + classifier cascade trains through), define their
+training loss, and are trained by :meth:`LearnedEnhancer.fit` -- the one engine of
+:mod:`llfer.train.engine` -- on pairs (degraded, clean) of uint8 arrays (unpaired methods ignore the clean
+image).  :meth:`LearnedEnhancer.enhance` (uint8 numpy in and out) is the thin wrapper the ``enhance`` stage uses.
 Grayscale images are repeated to 3 channels for the network and the output is
 averaged back to one channel.
 """
@@ -59,19 +61,40 @@ def from_tensor(x: torch.Tensor, gray: bool) -> np.ndarray:
 def random_crops(
     low: torch.Tensor, high: torch.Tensor, patch: int, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same random patch of each pair (and a random flip), as in enhancer training."""
+    """The same random ``patch`` x ``patch`` window of each pair and a random horizontal flip, batched.
+
+    One gather for the whole batch (no per-image Python loop); ``patch`` 0 or >= the image size keeps
+    whole images (the default for 48 px faces).
+    """
     n, _, h, w = low.shape
     if patch and patch < min(h, w):
-        ys = torch.randint(0, h - patch + 1, (n,), generator=gen)
-        xs = torch.randint(0, w - patch + 1, (n,), generator=gen)
-        lo = torch.stack([low[i, :, y : y + patch, x : x + patch] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))])
-        hi = torch.stack([high[i, :, y : y + patch, x : x + patch] for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist()))])
-        low, high = lo, hi
-    flip = torch.rand(n, generator=gen) < 0.5
-    if flip.any():
-        low = torch.where(flip[:, None, None, None], low.flip(-1), low)
-        high = torch.where(flip[:, None, None, None], high.flip(-1), high)
-    return low, high
+        ys = torch.randint(0, h - patch + 1, (n,), generator=gen).to(low.device)
+        xs = torch.randint(0, w - patch + 1, (n,), generator=gen).to(low.device)
+        ar = torch.arange(patch, device=low.device)
+        rows = (ys[:, None] + ar)[:, None, :, None]  # n x 1 x p x 1
+        cols = (xs[:, None] + ar)[:, None, None, :]  # n x 1 x 1 x p
+        b = torch.arange(n, device=low.device)[:, None, None, None]
+        c = torch.arange(low.shape[1], device=low.device)[None, :, None, None]
+        low, high = low[b, c, rows, cols], high[b, c, rows, cols]
+    flip = (torch.rand(n, generator=gen) < 0.5).to(low.device)[:, None, None, None]
+    return torch.where(flip, low.flip(-1), low), torch.where(flip, high.flip(-1), high)
+
+
+def batch_to_float(xb: torch.Tensor) -> torch.Tensor:
+    """uint8 N x C x H x W (C 1 or 3) -> float N x 3 x H x W in [0, 1] (gray repeated)."""
+    x = xb.float().div_(255.0)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def psnr_batch(out: torch.Tensor, ref: torch.Tensor, gray: bool) -> torch.Tensor:
+    """Per-image PSNR (dB, peak 1) of float outputs in [0, 1] after 8-bit rounding, as the quality stage scores
+    uint8 images (gray images: the channel mean, as :func:`from_tensor`)."""
+    if gray:
+        out, ref = out.mean(1, keepdim=True), ref.mean(1, keepdim=True)
+    out = (out.clamp(0, 1) * 255).round() / 255
+    ref = (ref * 255).round() / 255
+    mse = (out - ref).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1.0 / mse)
 
 
 class LearnedEnhancer(Enhancer):
@@ -101,63 +124,90 @@ class LearnedEnhancer(Enhancer):
         return self.model(low)
 
     # -- training ---------------------------------------------------------------
-    def make_optimizer(self, params: Any, optimizer: str, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-        if optimizer == "adam":
-            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-        if optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-        if optimizer == "sgd":
-            return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-        raise LlferError(f"unknown optimizer {optimizer!r}; allowed: adam, adamw, sgd")
-
     def fit(
         self,
         low: np.ndarray,
         high: np.ndarray,
         *,
-        iterations: int = 1000,
-        batch_size: int = 16,
-        patch: int = 48,
+        steps: int = 1000,
+        batch_size: int = 64,
+        patch: int = 0,
         optimizer: str = "adam",
-        lr: float = 1e-4,
+        lr: float = 1e-3,
         weight_decay: float = 0.0,
+        schedule: str = "cosine",
+        warmup_steps: int = 0,
+        grad_clip: float = 0.0,
+        eval_every: int = 0,
+        patience: int = 0,
+        log_every: int | None = None,
+        val: tuple[np.ndarray, np.ndarray] | None = None,
+        val_metric: str | None = None,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        channels_last: bool = False,
         progress: bool = True,
+        checkpoint: str | os.PathLike[str] | None = None,
+        resume: bool = False,
     ) -> list[dict[str, float]]:
-        """Train on uint8 pairs for ``iterations`` steps; returns the loss history (one row per step)."""
-        from tqdm.auto import tqdm
+        """Train on uint8 pairs with the one engine (:mod:`llfer.train.engine`); returns the history.
+
+        Whole faces (``patch`` 0) in batches of ``batch_size`` from a seeded per-epoch permutation, a random
+        flip per pair; ``val`` = (low, high) uint8 pairs scored every ``eval_every`` steps (and after the
+        last): ``val_psnr`` (dB) and ``val_loss`` (this enhancer's loss).  History rows every ``log_every``
+        steps (default: at validations, else 20 rows).  The best weights by
+        ``val_metric`` (default ``val_psnr`` for paired methods, ``val_loss`` for zero-reference ones, which
+        must not select on reference images) are kept; ``patience`` validations without a gain stop the run.
+        The engine's result is kept in ``self.fit_result``.
+        """
+        from ..train.engine import EngineCfg, Trainer, images_to_tensor
 
         if len(low) == 0:
             raise LlferError("no training images for the enhancer")
         device = torch.device(device)
-        gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        self.model.to(device).train()
-        opt = self.make_optimizer([p for p in self.model.parameters() if p.requires_grad], optimizer, lr, weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, iterations))
-        history: list[dict[str, float]] = []
-        low_t = torch.from_numpy(np.ascontiguousarray(low))
-        high_t = torch.from_numpy(np.ascontiguousarray(high))
-        bar = tqdm(range(iterations), desc=f"train {self.name}", disable=not progress, mininterval=2)
-        for step in bar:
-            idx = torch.randint(0, len(low_t), (min(batch_size, len(low_t)),), generator=gen)
-            lo = to_tensor(low_t[idx].numpy(), device)
-            hi = to_tensor(high_t[idx].numpy(), device)
-            lo, hi = random_crops(lo, hi, patch, gen)
-            loss, parts = self.loss(lo, hi)
-            if not torch.isfinite(loss):
-                raise LlferError(f"{self.name}: loss became {loss.item()} at step {step}; lower the learning rate")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            row = {"step": step, "loss": float(loss.item()), **{k: float(v) for k, v in parts.items()}}
-            history.append(row)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
+        low_t, high_t = images_to_tensor(low, device), images_to_tensor(high, device)
+        cfg = EngineCfg(steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                        schedule=schedule, warmup_steps=warmup_steps, grad_clip=grad_clip, eval_every=eval_every,
+                        log_every=log_every or eval_every or max(1, steps // 20), patience=patience, channels_last=channels_last)
+        mem = torch.channels_last if channels_last else torch.contiguous_format
+
+        def step(idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
+            lo, hi = random_crops(batch_to_float(low_t[idx]), batch_to_float(high_t[idx]), patch, gen)
+            return self.loss(lo.contiguous(memory_format=mem), hi.contiguous(memory_format=mem))
+
+        evaluate = None
+        if val is not None and len(val[0]):
+            evaluate = self._validator(val, device, mem)
+        metric = val_metric or ("val_psnr" if self.paired else "val_loss")
+        trainer = Trainer(self.model, cfg, device=device, seed=seed, metric=metric,
+                          mode="max" if metric == "val_psnr" else "min", checkpoint=checkpoint,
+                          config={"task": "enhancer", "enhancer": self.name, "model": self.config},
+                          progress=progress, desc=f"train {self.name}")
+        self.fit_result = trainer.fit(step, len(low_t), evaluate, resume=resume)
         self.model.eval()
-        return history
+        return self.fit_result.history
+
+    def _validator(self, val: tuple[np.ndarray, np.ndarray], device: torch.device,
+                   mem: torch.memory_format, batch_size: int = 256) -> Any:
+        """``evaluate()`` for the engine: mean PSNR of the outputs and mean loss on the validation pairs."""
+        from ..train.engine import images_to_tensor
+
+        lo_v, hi_v = images_to_tensor(val[0], device), images_to_tensor(val[1], device)
+        gray = lo_v.shape[1] == 1
+
+        def evaluate() -> dict[str, float]:
+            self.model.eval()
+            psnr, loss, n = 0.0, 0.0, 0
+            with torch.no_grad():
+                for i in range(0, len(lo_v), batch_size):
+                    lo = batch_to_float(lo_v[i : i + batch_size]).contiguous(memory_format=mem)
+                    hi = batch_to_float(hi_v[i : i + batch_size]).contiguous(memory_format=mem)
+                    psnr += float(psnr_batch(self.forward(lo), hi, gray).sum())
+                    loss += float(self.loss(lo, hi)[0]) * len(lo)
+                    n += len(lo)
+            return {"val_psnr": psnr / n, "val_loss": loss / n}
+
+        return evaluate
 
     # -- inference ----------------------------------------------------------------
     @torch.inference_mode()

@@ -90,7 +90,8 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     record(train_seconds=round(res.seconds, 2), device=str(device))
     metrics: dict[str, Any] = {
         "test_acc": round(main["accuracy"], 4), "test_macro_f1": round(main["macro_f1"], 4),
-        "val_acc": round(res.best_val_acc, 4), "best_epoch": res.best_epoch, "epochs_run": len(res.history),
+        "val_acc": round(res.best_score, 4), "best_epoch": res.best_epoch,
+        "epochs_run": round(res.steps_done / res.steps_per_epoch),
         "train_images": int(min(len(ytr), p.fer.train.max_train or len(ytr))),
         "params": num_params(res.model),
         **{f"acc_{k}": round(v["accuracy"], 4) for k, v in evals.items() if k != "test"},

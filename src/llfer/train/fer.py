@@ -1,32 +1,25 @@
-"""One fast training loop for every FER backbone.
+"""FER training on the one engine (:mod:`llfer.train.engine`): the classifier's data path and metric.
 
 Fast data path: the prepared uint8 arrays are turned into one uint8 tensor
 once (on the GPU when there is one); every batch is sliced, converted to float,
 resized to the backbone's input size and augmented *on tensors* (flip,
 rotation, shift, zoom as in [sobel-alexnet], by one batched ``affine_grid``), so no
-image is decoded per epoch and no DataLoader workers are needed.  On a GPU the
-step runs under bf16 autocast.  Model and batches use channels_last memory
-format on the GPU and on the CPU (``channels_last``, a ``runtime`` setting; on this project's CPU
-it doubles mini-Xception's training throughput, oneDNN's depthwise and
-pointwise convolutions being much faster in NHWC); evaluation runs under
-``torch.inference_mode`` and can be done every ``cfg.eval_every`` epochs.
+image is decoded per epoch and no DataLoader workers are needed.  Model and batches use channels_last
+memory format (``channels_last``, a ``runtime`` setting; on this project's CPU it doubles mini-Xception's
+training throughput, oneDNN's depthwise and pointwise convolutions being much faster in NHWC); evaluation
+runs under ``torch.inference_mode`` every ``cfg.eval_every`` epochs, after precise BatchNorm statistics.
 ``benchmarks/bench_train_loop.py`` measures the loop against a conventional
 ``ImageFolder`` + ``DataLoader`` + PIL-transform loop.
 
-Features: AdamW / Adam / SGD, cosine or step schedule with optional warm-up,
-label smoothing, class-weighted loss, early stopping and best checkpoint by
-validation accuracy, resumable checkpoints (``last.pt``), deterministic on the
-CPU for a fixed seed, tqdm progress, per-epoch curves.
+The engine gives the rest: optimizer, per-step schedule with warm-up, bf16 on a GPU, gradient clipping,
+early stopping and best weights by validation accuracy, resumable checkpoints, history, progress bar.
+Label smoothing and class-weighted loss are this task's.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import os
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -36,13 +29,7 @@ from torch import nn
 
 from ..config import AugmentCfg, FerTrainCfg
 from ..errors import LlferError
-
-
-def images_to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 N x H x W (x C) -> uint8 tensor N x C x H x W on ``device`` (done once per run)."""
-    t = torch.from_numpy(np.ascontiguousarray(images))
-    t = t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
-    return t.to(device)
+from .engine import EngineCfg, Trainer, TrainResult, images_to_tensor
 
 
 def to_model_input(xb: torch.Tensor, size: int, channels_last: bool = False) -> torch.Tensor:
@@ -74,30 +61,6 @@ def augment_batch(x: torch.Tensor, cfg: AugmentCfg, gen: torch.Generator) -> tor
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.to(dev, x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def make_optimizer(model: nn.Module, cfg: FerTrainCfg) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise LlferError("the model has no trainable parameters")
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
-
-
-def lr_factor(cfg: FerTrainCfg, epoch: int) -> float:
-    """Learning-rate multiplier for ``epoch`` (0-based): warm-up, then cosine / step / constant."""
-    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
-        return (epoch + 1) / (cfg.warmup_epochs + 1)
-    e = epoch - cfg.warmup_epochs
-    total = max(1, cfg.epochs - cfg.warmup_epochs)
-    if cfg.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * e / total))
-    if cfg.schedule == "step":
-        return cfg.step_gamma ** (e // cfg.step_size)
-    return 1.0
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -133,22 +96,6 @@ def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
-@dataclass
-class TrainResult:
-    model: nn.Module
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = -1
-    best_val_acc: float = float("nan")
-    seconds: float = 0.0
-
-
-def _save_ckpt(path: Path, state: dict[str, Any]) -> None:
-    from ..io import atomic_path
-
-    with atomic_path(path, replace_check=False) as tmp:  # our own resume file, rewritten every epoch
-        torch.save(state, tmp)
-
-
 def check_labels(labels: np.ndarray, num_classes: int, where: str, min_classes: int = 2) -> None:
     """Labels are integers in 0..num_classes-1, of at least ``min_classes`` distinct classes."""
     if num_classes < 2:
@@ -167,33 +114,15 @@ def check_labels(labels: np.ndarray, num_classes: int, where: str, min_classes: 
                          f"{min_classes} classes")
 
 
-def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
-    """The resume file written by :func:`_save_last`, loaded with ``weights_only=True`` (no pickled code)."""
-    try:
-        st = torch.load(path, map_location=device, weights_only=True)
-    except Exception:  # noqa: BLE001 - any failure means the file is not ours; never retry unsafely
-        raise LlferError(f"{path}: not a valid llfer resume checkpoint (delete it to start over, "
-                         "or run without --resume)") from None
-    missing = [k for k in _RESUME_KEYS if not isinstance(st, dict) or k not in st]
-    if missing:
-        raise LlferError(f"{path}: not a valid llfer resume checkpoint (missing {', '.join(missing)}); "
-                         "delete it to start over, or run without --resume")
-    return st
-
-
-_RESUME_KEYS = ("model", "optimizer", "generator", "history_keys", "history", "best_acc", "best_epoch", "epoch",
-                "stale", "best_model")
-
-
-def _save_last(ckpt: Path, model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
-               history: list[dict[str, float]], best_acc: float, best_epoch: int, epoch: int, stale: int,
-               best_state: dict[str, torch.Tensor] | None) -> None:
-    keys = list(dict.fromkeys(k for r in history for k in r))
-    _save_ckpt(ckpt, {
-        "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-        "history_keys": keys, "history": torch.tensor([[r.get(k, float("nan")) for k in keys] for r in history], dtype=torch.float64),
-        "best_acc": best_acc, "best_epoch": best_epoch, "epoch": epoch, "stale": stale, "best_model": best_state,
-    })
+def engine_cfg(cfg: FerTrainCfg, steps_per_epoch: int, channels_last: bool) -> EngineCfg:
+    """``fer.train`` (counted in epochs) as the engine's step-based settings."""
+    spe = steps_per_epoch
+    return EngineCfg(steps=cfg.epochs * spe, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+                     weight_decay=cfg.weight_decay, momentum=cfg.momentum, schedule=cfg.schedule,
+                     warmup_steps=cfg.warmup_epochs * spe, step_size=cfg.step_size * spe, step_gamma=cfg.step_gamma,
+                     plateau_patience=cfg.plateau_patience, grad_clip=cfg.grad_clip,
+                     eval_every=cfg.eval_every * spe, log_every=spe, patience=cfg.patience,
+                     channels_last=channels_last)
 
 
 def train_classifier(
@@ -209,18 +138,20 @@ def train_classifier(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
     progress: bool = True,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
     eval_batch_size: int = 512,
     channels_last: bool = True,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on uint8 ``train`` = (images, labels); select the best epoch on ``val``.
+    """Train ``model`` on uint8 ``train`` = (images, labels) with the one engine; select the best epoch on ``val``.
 
-    ``checkpoint``: path of a resumable ``last.pt`` written after every epoch;
-    with ``resume=True`` training continues from it.  ``eval_batch_size`` and
-    ``channels_last`` change speed, not results (params ``runtime``).
+    Validation accuracy is scored every ``cfg.eval_every`` epochs (and after the last) after
+    re-estimating the BatchNorm statistics of the current weights on training images
+    (:func:`recalibrate_bn`, ``cfg.bn_recalibrate`` images): with Keras-style BN momentum the running
+    statistics lag the weights by ~100 steps, so without this the validation numbers of a short run sit
+    at chance and best-epoch selection and early stopping would see noise.  Without a validation set the
+    last epoch is kept and its statistics re-estimated.  ``checkpoint``: the engine's resumable file;
+    ``on_epoch`` sees each epoch's history row; ``eval_batch_size`` and ``channels_last`` change speed, not results (params ``runtime``).
     """
-    from tqdm.auto import tqdm
-
     device = torch.device(device)
     xtr, ytr = train
     if len(xtr) == 0:
@@ -231,110 +162,39 @@ def train_classifier(
     if cfg.max_train and len(xtr) > cfg.max_train:
         sel = np.random.default_rng(seed).choice(len(xtr), cfg.max_train, replace=False)
         xtr, ytr = xtr[np.sort(sel)], ytr[np.sort(sel)]
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    is_cuda = device.type == "cuda"
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     x_train = images_to_tensor(xtr, device)
     y_train = torch.as_tensor(ytr, dtype=torch.long, device=device)
     x_val = images_to_tensor(val[0], device) if val is not None and len(val[0]) else None
-    y_val = val[1] if val is not None else None
+    y_val = torch.as_tensor(val[1], dtype=torch.long) if val is not None else None
 
     weight = class_weights(ytr, num_classes).to(device) if cfg.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-    opt = make_optimizer(model, cfg)
-    base_lrs = [g["lr"] for g in opt.param_groups]
 
-    history: list[dict[str, float]] = []
-    best_acc, best_epoch, best_state, start_epoch, stale = -1.0, -1, None, 0, 0
-    ckpt = Path(checkpoint) if checkpoint else None
-    if resume and ckpt is not None and ckpt.exists():
-        st = load_resume_state(ckpt, device)
-        try:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
-            gen.set_state(st["generator"])
-            history = [{k: v for k, v in zip(st["history_keys"], row) if not math.isnan(v)} for row in st["history"].tolist()]
-            best_acc, best_epoch, start_epoch, stale = float(st["best_acc"]), int(st["best_epoch"]), int(st["epoch"]) + 1, int(st["stale"])
-        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as e:
-            raise LlferError(f"{ckpt}: resume checkpoint does not fit this run ({str(e).splitlines()[0][:200]}); "
-                             "delete it to start over, or run without --resume") from None
-        best_state = st["best_model"]
-    t0 = time.perf_counter()
-    n = len(x_train)
-    bs = min(cfg.batch_size, n)
-    steps = n // bs if n >= bs else 1
-    bar = tqdm(range(start_epoch, cfg.epochs), desc="train", disable=not progress, mininterval=1)
-    for epoch in bar:
-        f = lr_factor(cfg, epoch)
-        for g, lr in zip(opt.param_groups, base_lrs):
-            g["lr"] = lr * f
-        model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
-        tot_loss = torch.zeros((), device=device)
-        tot_correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        for s in range(steps):
-            idx = perm[s * bs : (s + 1) * bs]
-            xb = to_model_input(x_train[idx], input_size)
-            xb = augment_batch(xb, cfg.augment, gen)
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = y_train[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=is_cuda):
-                logits = model(xb)
-                loss = loss_fn(logits.float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += loss.detach() * len(idx)
-            tot_correct += (logits.detach().argmax(1) == yb).sum()
-            seen += len(idx)
-        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": float(tot_loss) / seen,
-               "train_acc": float(tot_correct) / seen}
-        evaluate = x_val is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs)
-        if x_val is not None and not evaluate:
-            history.append(row)
-            if on_epoch:
-                on_epoch(row)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "train_acc")})
-            if ckpt is not None:
-                _save_last(ckpt, model, opt, gen, history, best_acc, best_epoch, epoch, stale, best_state)
-            continue
-        if x_val is not None:
-            logits_v = predict(model, x_val, input_size, device, eval_batch_size)
-            yv = torch.as_tensor(y_val)
-            lv = torch.from_numpy(logits_v)
-            row["val_loss"] = float(F.cross_entropy(lv, yv))
-            row["val_acc"] = float((lv.argmax(1) == yv).float().mean())
-            score = row["val_acc"]
-        else:
-            score = row["train_acc"]
-        if score > best_acc:
-            best_acc, best_epoch, stale = score, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-        history.append(row)
-        if on_epoch:
-            on_epoch(row)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("train_loss", "train_acc", "val_acc")})
-        if ckpt is not None:
-            _save_last(ckpt, model, opt, gen, history, best_acc, best_epoch, epoch, stale, best_state)
-        if cfg.patience and stale >= cfg.patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if cfg.bn_recalibrate:
+    def step(idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
+        xb = augment_batch(to_model_input(x_train[idx], input_size), cfg.augment, gen)
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        yb = y_train[idx]
+        logits = model(xb)
+        return loss_fn(logits.float(), yb), {"train_acc": (logits.detach().argmax(1) == yb).float().mean()}
+
+    def evaluate() -> dict[str, float]:
+        if cfg.bn_recalibrate:
+            recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.bn_batch_size)
+        assert x_val is not None and y_val is not None
+        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size))
+        return {"val_loss": float(F.cross_entropy(lv, y_val)), "val_acc": float((lv.argmax(1) == y_val).float().mean())}
+
+    spe = max(1, len(x_train) // min(cfg.batch_size, len(x_train)))
+    trainer = Trainer(model, engine_cfg(cfg, spe, channels_last), device=device, seed=seed, metric="val_acc",
+                      mode="max", checkpoint=checkpoint, progress=progress, desc="train",
+                      config={"task": "fer", "fer.train": cfg.model_dump(), "input_size": input_size,
+                              "num_classes": num_classes})
+    res = trainer.fit(step, len(x_train), evaluate if x_val is not None else None, resume=resume, on_row=on_epoch)
+    if x_val is None and cfg.bn_recalibrate:
         recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.bn_batch_size)
-        if x_val is not None:
-            best_acc = float((torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size)).argmax(1)
-                              == torch.as_tensor(y_val)).float().mean())
     model.eval()
-    return TrainResult(model=model, history=history, best_epoch=best_epoch, best_val_acc=best_acc,
-                       seconds=time.perf_counter() - t0)
+    return res
 
 
 @torch.no_grad()

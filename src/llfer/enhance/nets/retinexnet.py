@@ -195,24 +195,32 @@ class RetinexNet(LearnedEnhancer):
                 p.requires_grad_(part is None or name == part)
 
     def fit(  # type: ignore[override]
-        self, low: np.ndarray, high: np.ndarray, *, iterations: int = 1000, seed: int = 0, **kwargs: Any
+        self, low: np.ndarray, high: np.ndarray, *, steps: int = 1000, seed: int = 0,
+        val: tuple[np.ndarray, np.ndarray] | None = None, checkpoint: Any = None, resume: bool = False,
+        **kwargs: Any,
     ) -> list[dict[str, float]]:
-        """Phase "decom" for round(decom_share * iterations) steps, then "relight" with Decom-Net frozen.
+        """Phase "decom" for round(decom_share * steps) steps, then "relight" with Decom-Net frozen.
 
-        Other keyword arguments are those of :meth:`LearnedEnhancer.fit`.  History
-        rows carry ``phase`` (0 decom, 1 relight) and a global ``step``.
+        Both phases run on the one engine (:meth:`LearnedEnhancer.fit`); only the relight phase is
+        validated (PSNR of the whole network's output) and selects the best weights, since the output of
+        an untrained Enhance-Net says nothing about the decomposition.  Other keyword arguments are those
+        of :meth:`LearnedEnhancer.fit`.  History rows carry ``phase`` (0 decom, 1 relight) and a global
+        ``step``; resuming is not offered for the two-phase schedule (a run starts over).
         """
-        n_decom = int(round(iterations * float(self.config["decom_share"])))
+        if resume:
+            raise LlferError("retinexnet: --resume is not supported for its two-phase training; start over")
+        n_decom = int(round(steps * float(self.config["decom_share"])))
         history: list[dict[str, float]] = []
         try:
-            for k, (phase, n) in enumerate((("decom", n_decom), ("relight", iterations - n_decom))):
+            for k, (phase, n) in enumerate((("decom", n_decom), ("relight", steps - n_decom))):
                 if n <= 0:
                     continue
                 self.phase = phase
                 self._train_only(phase)
-                offset = len(history)
-                for row in super().fit(low, high, iterations=n, seed=seed + k, **kwargs):
-                    history.append({**row, "step": row["step"] + offset, "phase": float(k)})
+                offset = n_decom if k else 0
+                rows = super().fit(low, high, steps=n, seed=seed + k, val=val if phase == "relight" else None,
+                                   **kwargs)
+                history += [{**row, "step": row["step"] + offset, "phase": float(k)} for row in rows]
         finally:
             self._train_only(None)
             self.phase = "decom"
