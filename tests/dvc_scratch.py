@@ -67,6 +67,8 @@ def shrink(params: Path) -> None:
     p["robustness"].update(enhancers=["identity", "he"], brightness=[1.0, 0.1], gamma=[3.0], resolution=[48, 12],
                            max_images=40)
     p["explain"].update(faces=2, filters=4)
+    p["joint"]["classical"] = ["he"]
+    p["joint"]["train"].update(steps=2, batch_size=8, eval_every=0, max_train=32, max_val=16)
     params.write_text(yaml.safe_dump(p, sort_keys=False))
 
 

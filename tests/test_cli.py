@@ -25,7 +25,7 @@ def test_help_lists_every_stage(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     for cmd in ("list", "check", "prepare", "degrade", "train-enhancer", "enhance", "quality", "train-fer",
-                "evaluate", "cv-fold", "cv", "robustness", "explain", "report"):
+                "evaluate", "cv-fold", "cv", "robustness", "explain", "joint", "report"):
         assert cmd in out
 
 

@@ -74,7 +74,7 @@ def test_every_paper_table_in_its_shape_with_our_cells_and_their_runs():
             "cv_fold@mini_xception-sobel3-* (10 folds, subject, 4 epochs)"] in sob
     fig10 = t["[ll-fer] Fig. 10: training schemes on low-light faces (eq. 14)"]
     joint = next(r for r in fig10 if r[0] == "resnet18 joint")
-    assert joint[1:3] == ["87.48", "85.47"] and "issue 12" in joint[4]
+    assert joint[1:3] == ["87.48", "85.47"] and joint[5] == "" and joint[6].startswith("not run: resnet18 in joint.backbones")
     base = next(r for r in fig10 if r[0] == "mini_xception baseline")
     assert base[5:] == ["24.7", "train_fer@mini_xception-clean (fer.eval_on)"]
     assert next(r for r in fig10 if r[0] == "resnet18 baseline")[1] == "figure only, no value printed"

@@ -60,6 +60,12 @@ def test_every_output_exists_with_plausible_metrics(repo):
     papers = (root / "plots/report/papers.md").read_text()
     assert "[efc-lowres] Table 3" in papers and "train_fer_run@efcnet-lowres_12" not in papers  # 12 px: no paper column
     assert "| salt_pepper | 69 |" in papers and "train_fer@mini_xception-salt_pepper" in papers
+    j = json.loads((root / "metrics/fer/joint/zerodce-mini_xception.json").read_text())
+    assert j["steps_run"] == 2 and all(isinstance(v, (int, float)) for v in j.values())
+    assert j["acc_he"] == tte["mini_xception-clean"]["he:dark_gamma"]  # the same classifier, enhancer and faces
+    assert (root / "models/joint/zerodce-mini_xception/model.safetensors").exists()
+    assert "## joint@zerodce-mini_xception" in (root / "plots/report/joint.md").read_text()
+    assert "| joint@zerodce-mini_xception |" in papers
     s = json.loads((root / "metrics/summary.json").read_text())
     assert {"clean_test_acc", "dark_pil_test_acc", "enhanced_dark_pil_test_acc"} <= set(s["headline"])
     assert (root / "plots/report/accuracy.png").exists() and (root / "plots/report/results.md").exists()

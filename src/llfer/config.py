@@ -255,6 +255,61 @@ class ExplainCfg(_Strict):
     filters: int = default("explain.filters", ge=1)
 
 
+class JointWeightsCfg(_Strict):
+    """The weights of [ll-fer] eq. (13)'s four terms (the paper: 1 each)."""
+
+    res: float = default("joint.weights.res", ge=0)
+    ferp: float = default("joint.weights.ferp", ge=0)
+    cls: float = default("joint.weights.cls", ge=0)
+    label: float = default("joint.weights.label", ge=0)
+
+
+class JointTrainCfg(_Strict):
+    """The joint phase on the one engine: the enhancer trained under the frozen classifier."""
+
+    steps: int = default("joint.train.steps", ge=1)
+    batch_size: int = default("joint.train.batch_size", ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = default("joint.train.optimizer")
+    lr: float = default("joint.train.lr", gt=0)
+    weight_decay: float = default("joint.train.weight_decay", ge=0)
+    schedule: Literal["cosine", "step", "plateau", "none"] = default("joint.train.schedule")
+    warmup_steps: int = default("joint.train.warmup_steps", ge=0)
+    #: global gradient-norm limit (0: off)
+    grad_clip: float = default("joint.train.grad_clip", ge=0)
+    #: cascade accuracy on the val split every this many steps, and after the last (0: last only)
+    eval_every: int = default("joint.train.eval_every", ge=0)
+    #: stop after this many validations without a gain (0: off)
+    patience: int = default("joint.train.patience", ge=0)
+    #: at most this many training triples (a fixed class-stratified subset; null: all)
+    max_train: Optional[int] = default("joint.train.max_train", ge=1)
+    #: at most this many validation faces (null: all)
+    max_val: Optional[int] = default("joint.train.max_val", ge=1)
+
+
+class JointFinetuneCfg(_Strict):
+    """Optional second phase: enhancer and classifier trained together (0 steps: off)."""
+
+    steps: int = default("joint.finetune.steps", ge=0)
+    lr: float = default("joint.finetune.lr", gt=0)
+
+
+class JointCfg(_Strict):
+    """[ll-fer] joint training of every enhancer x backbone pair (stage joint@<enhancer>-<backbone>) and the
+    comparison of training schemes."""
+
+    #: learned enhancers, each trained under each backbone's clean-trained classifier
+    enhancers: list[str] = default("joint.enhancers")
+    #: backbones whose ``<backbone>-clean`` run supervises
+    backbones: list[str] = default("joint.backbones")
+    #: the degraded variant of the (low-light, normal-light, label) triples and of the comparison
+    variant: str = default("joint.variant")
+    #: classical enhancers compared as "classical enhancer -> FER" schemes
+    classical: list[str] = default("joint.classical")
+    weights: JointWeightsCfg = default("joint.weights")
+    train: JointTrainCfg = default("joint.train")
+    finetune: JointFinetuneCfg = default("joint.finetune")
+
+
 class ReportCfg(_Strict):
     headline_backbone: str = default("report.headline_backbone")
 
@@ -287,6 +342,7 @@ class Params(_Strict):
     cv: CvCfg = default("cv")
     robustness: RobustnessCfg = default("robustness")
     explain: ExplainCfg = default("explain")
+    joint: JointCfg = default("joint")
     report: ReportCfg = default("report")
     runtime: RuntimeCfg = default("runtime")
 
@@ -371,12 +427,47 @@ class Params(_Strict):
             raise ConfigError(f"robustness.resolution: sizes must be >= 1 px, got {self.robustness.resolution}")
         for s in self.fer.eval_on:
             parse_spec(s, variants, self.enhance.variants, "fer.eval_on")
+        self._check_joint(names)
         self._check_values()
         # after the values: a params file that redefines `classical` hears about its bad values first
         for e in self.robustness.enhancers:
             if e not in names:
                 raise ConfigError(f"robustness.enhancers: unknown enhancer {e!r}; allowed: {', '.join(names)}")
         return self
+
+    def _check_joint(self, names: list[str]) -> None:
+        """``joint``: each pair's enhancer is learned, its classifier a configured clean run, the rest known."""
+        j = self.joint
+        if not self.joint_pairs():  # an experiment without joint stages
+            return
+        if j.variant not in self.variant_names():
+            raise ConfigError(f"joint.variant: unknown variant {j.variant!r}; allowed: {', '.join(self.variant_names())}")
+        for e in j.classical:
+            if e not in self.classical:
+                raise ConfigError(f"joint.classical: {e!r} is not a classical enhancer of params; "
+                                  f"allowed: {', '.join(sorted(self.classical))}")
+        if not any(j.weights.model_dump().values()):
+            raise ConfigError("joint.weights: every weight (res, ferp, cls, label) is 0")
+        from .registry import BACKBONES
+
+        for key, names in (("joint.enhancers", j.enhancers), ("joint.backbones", j.backbones)):
+            twice = [n for i, n in enumerate(names) if n in names[:i]]
+            if twice:
+                raise ConfigError(f"{key}: {twice[0]!r} is listed twice")
+        for e in j.enhancers:
+            if e not in self.learned:
+                raise ConfigError(f"joint.enhancers: {e!r} is not a learned enhancer of params; "
+                                  f"allowed: {', '.join(sorted(self.learned)) or 'none (learned is empty)'}")
+        runs = {f"{b}-{i}" for b in self.fer.backbones for i in self.fer.inputs} | set(self.fer.runs)
+        for b in j.backbones:
+            BACKBONES.entry(b, key="joint.backbones")
+            if f"{b}-clean" not in runs:
+                raise ConfigError(f"joint.backbones: {b!r} needs the classifier of {b}-clean; add {b} to "
+                                  f"fer.backbones (with clean in fer.inputs) or {b}-clean to fer.runs")
+
+    def joint_pairs(self) -> list[str]:
+        """The ``<enhancer>-<backbone>`` pairs of the joint stage (joint.enhancers x joint.backbones)."""
+        return [f"{e}-{b}" for e in self.joint.enhancers for b in self.joint.backbones]
 
     def _check_values(self) -> None:
         """Build every configured component once on a tiny probe, so that a value a stage would reject

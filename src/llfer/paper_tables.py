@@ -9,7 +9,7 @@ under the paper's rows (their paper cell says so), so a CPU-sized run still fill
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from . import paper_values as pv
@@ -23,12 +23,14 @@ Spec = tuple[str, tuple[str, ...]]
 
 @dataclass
 class Runs:
-    """What this run made: FER metrics per run (with ``precision_<class>``), test-time enhancement, quality, CV."""
+    """What this run made: FER metrics per run (with ``precision_<class>``), test-time enhancement, quality, CV,
+    and the joint stage's scheme comparison per ``<enhancer>-<backbone>`` pair."""
 
     fer: dict[str, dict[str, Any]]
     tte: dict[str, dict[str, float]]
     quality: dict[str, Any]
     cv: dict[str, dict[str, Any]]
+    joint: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _pct(v: Optional[float]) -> str:
@@ -181,11 +183,21 @@ class Tables:
         return out + "\nPer-class test precision (paper rows in italics):\n\n" + \
             _table(["input", *classes, "accuracy (%)"], prec)
 
+    def _joint_pair(self, backbone: str) -> str | None:
+        """The joint pair of ``backbone`` that made numbers ([ll-fer]'s LLENet first), when joint.variant is dark_gamma."""
+        if self.p.joint.variant != "dark_gamma":
+            return None
+        pairs = [f"{e}-{backbone}" for e in sorted(self.p.joint.enhancers, key=lambda e: e != "llenet")]
+        return next((q for q in pairs if q in self.r.joint), None)
+
     def ll_fer(self) -> str:
         p, rows = self.p, []
         g = "dark_gamma" if "dark_gamma" in self.variants else None
         ds = p.dataset.name
-        for b in dict.fromkeys([pv.LL_FER_BACKBONE, *self.backbones]):
+        for b in dict.fromkeys([pv.LL_FER_BACKBONE, *self.backbones, *p.joint.backbones]):
+            pair = self._joint_pair(b)
+            jm = self.r.joint.get(pair, {}) if pair else {}
+            enh = pair.split("-", 1)[0] if pair else ""
             for scheme in ("baseline", "KFER", "IFER", "joint"):
                 paper = pv.LL_FER_FIG10.get(scheme) if b == pv.LL_FER_BACKBONE else None
                 pcell = [f"{paper[0]:.2f}", f"{paper[1]:.2f}"] if paper else (
@@ -196,18 +208,30 @@ class Tables:
                     m = self.r.fer.get(f"{b}-clean", {})
                     if "acc_dark_gamma" in m:
                         tt, ttrun = _pct(m["acc_dark_gamma"]), f"train_fer@{b}-clean (fer.eval_on)"
+                    elif "acc_baseline" in jm:
+                        tt, ttrun = _pct(jm["acc_baseline"]), f"joint@{pair}"
                 elif scheme == "IFER" and g:
                     if p.enhancer == "llenet":
                         val, run = self.fer_cell(b, (f"enhanced:{g}", ()), f"{b}-enhanced with fer.enhanced_variant: {g}")
                     else:
                         val, run = "", f"not run: enhancer: llenet, fer.enhanced_variant: {g} and {b}-enhanced"
                     t = self.r.tte.get(f"{b}-clean", {}).get(f"llenet:{g}")
-                    if t is not None:
+                    if "acc_ifer" in jm:
+                        tt, ttrun = _pct(jm["acc_ifer"]), f"joint@{pair} ({enh} of train_enhancer@{enh})"
+                    elif t is not None:
                         tt, ttrun = _pct(t), "evaluate"
                 elif scheme == "KFER":
                     val, run = "", "KinD++ is not an llfer enhancer"
+                    kfer = [e for e in p.joint.classical if f"acc_{e}" in jm]
+                    if kfer:
+                        tt, ttrun = _pct(jm[f"acc_{kfer[0]}"]), f"joint@{pair} ({kfer[0]} in place of KinD++)"
                 elif scheme == "joint":
-                    val, run = "", "the joint scheme is issue 12 (not built yet)"
+                    val, run = "", "the joint scheme keeps the clean-trained classifier: see the test-time column"
+                    if "acc_joint" in jm:
+                        tt, ttrun = _pct(jm["acc_joint"]), f"joint@{pair}"
+                    else:
+                        ttrun = (f"not run: {b} in joint.backbones (with its {b}-clean run), llenet in joint.enhancers, "
+                                 "joint.variant: dark_gamma") if g else "not run: dark_gamma in degrade"
                 else:
                     val, run = "", "not run: dark_gamma in degrade"
                 rows.append([f"{b} {scheme}", *pcell, val, run, tt, ttrun])
@@ -215,13 +239,26 @@ class Tables:
             "[ll-fer] Fig. 10: training schemes on low-light faces (eq. 14)",
             ["scheme", "paper RAF-DB (%)", "paper FERPlus (%)", f"ours {ds} (%)", "run",
              "ours, trained on clean, tested low-light (%)", "run (test time)"], rows,
-            "baseline: trained and tested on dark_gamma faces; IFER: on LLENet-enhanced dark_gamma faces; "
-            "the test-time columns use the classifier trained on clean faces (another protocol).")
-        t5 = [[m, f"{a:.2f}", f"{b_:.2f}", "", "the joint scheme is issue 12 (not built yet)" if m.startswith("LL-FER")
-               else "not an llfer method"] for m, (a, b_) in pv.LL_FER_T5.items()]
+            "The paper's schemes all feed one FER network trained on normal light (the test-time columns here): "
+            "baseline: dark_gamma faces straight in; KFER: enhanced by KinD++ (here a classical enhancer of "
+            "joint.classical); IFER: by the independently trained enhancer; joint: by the enhancer trained under "
+            "the frozen classifier ([ll-fer] eq. 13; plots/report/joint.md has every scheme, per class, with "
+            "PSNR / SSIM). The 'ours' column instead trains and tests a classifier on the low-light or enhanced faces.")
+        t5 = []
+        for m, (a, b_) in pv.LL_FER_T5.items():
+            if not m.startswith("LL-FER"):
+                t5.append([m, f"{a:.2f}", f"{b_:.2f}", "", "not an llfer method"])
+                continue
+            pair = self._joint_pair(pv.LL_FER_BACKBONE)
+            jm = self.r.joint.get(pair, {}) if pair else {}
+            t5.append([m, f"{a:.2f}", f"{b_:.2f}", _pct(jm.get("acc_joint")),
+                       f"joint@{pair}" if "acc_joint" in jm else
+                       f"not run: {pv.LL_FER_BACKBONE} in joint.backbones (llenet in joint.enhancers)"])
         for r in rows:
             if r[3]:
                 t5.append([f"ours: {r[0]}", "", "", r[3], r[4]])
+            elif r[5] and r[0].endswith(("joint", "IFER")) and not r[0].startswith(f"{pv.LL_FER_BACKBONE} "):
+                t5.append([f"ours: {r[0]}, trained on clean, tested low-light", "", "", r[5], r[6]])
         return fig10 + "\n" + self._section(
             "[ll-fer] Table 5: total accuracy on low-light RAF-DB / FERPlus",
             ["method", "paper RAF-DB (%)", "paper FERPlus (%)", f"ours {ds} (%)", "run"], t5, "")
@@ -306,3 +343,37 @@ class Tables:
 def paper_tables(p: Params, runs: Runs) -> str:
     """The markdown of every paper table (see the module docstring)."""
     return Tables(p, runs).markdown()
+
+
+def _scheme_label(scheme: str, enhancer: str) -> str:
+    return {"clean": "normal light (the classifier's own test faces: upper bound)",
+            "baseline": "baseline: low-light faces straight in",
+            "ifer": f"IFER: {enhancer} of train_enhancer@{enhancer} -> FER",
+            "joint": f"joint: {enhancer} trained under the frozen classifier ([ll-fer] eq. 13) -> FER",
+            "joint_finetuned": "joint, then classifier unfrozen too (joint.finetune)"}.get(
+        scheme, f"{scheme} -> FER (classical enhancer)")
+
+
+def joint_markdown(p: Params, joint: dict[str, dict[str, Any]]) -> str:
+    """The comparison of training schemes of every joint pair ([ll-fer] Fig. 10 and 11): test accuracy, PSNR and
+    SSIM of each scheme, per-class accuracy, and the joint training's own numbers (the report's ``joint.md``)."""
+    out = [f"# [ll-fer] training schemes on {p.dataset.name}, test split darkened by {p.joint.variant}\n\n"
+           "Every scheme feeds the same classifier, trained on normal-light faces (train_fer@<backbone>-clean) and "
+           "never changed (except the 'classifier unfrozen' row); PSNR / SSIM of the faces it sees against the "
+           "normal-light faces (stage joint@<enhancer>-<backbone>, metrics/fer/joint/<enhancer>-<backbone>.json).\n"]
+    for pair, m in joint.items():
+        enh = pair.split("-", 1)[0]
+        schemes = [k[4:] for k in m if k.startswith("acc_")]
+        rows = [[_scheme_label(s, enh), _pct(m[f"acc_{s}"]),
+                 f"{m[f'psnr_{s}']:.2f}" if f"psnr_{s}" in m else "", f"{m[f'ssim_{s}']:.3f}" if f"ssim_{s}" in m else ""]
+                for s in schemes]
+        classes = list(dict.fromkeys(k.split("_", 3)[-1] for k in m if k.startswith("class_acc_clean_")))
+        per = [[c, *(_pct(m.get(f"class_acc_{s}_{c}")) for s in schemes)] for c in classes]
+        out.append(f"\n## joint@{pair}\n\n" + _table(["scheme", "test accuracy (%)", "PSNR (dB)", "SSIM"], rows))
+        out.append("\nPer-class accuracy (%) ([ll-fer] Fig. 11):\n\n" + _table(["class", *schemes], per))
+        out.append(f"\nJoint training: {m['steps_run']} steps on {m['train_triples']} triples, L_joint "
+                   f"{m['loss_first']:.4f} -> {m['loss_last']:.4f}; cascade accuracy on {m['val_images']} val faces "
+                   f"{_pct(m['val_acc_ifer'])} % (IFER) -> {_pct(m['val_acc_joint'])} % (joint, best step "
+                   f"{m['best_step']}); PSNR {m['psnr_ifer']:.2f} -> {m['psnr_joint']:.2f} dB, SSIM "
+                   f"{m['ssim_ifer']:.3f} -> {m['ssim_joint']:.3f} after joint training.\n")
+    return "".join(out)

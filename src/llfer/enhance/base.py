@@ -210,16 +210,20 @@ class LearnedEnhancer(Enhancer):
         return evaluate
 
     # -- inference ----------------------------------------------------------------
-    @torch.inference_mode()
     def enhance(self, images: np.ndarray, batch_size: int = 256, device: str | torch.device = "cpu") -> np.ndarray:
-        """Enhance uint8 images in batches (channels_last: about 1.4x faster on the CPU for these nets)."""
-        self.model.to(device).eval()
-        self.model.to(memory_format=torch.channels_last)
+        """Enhance uint8 images in batches (channels_last: about 1.4x faster on the CPU for these nets).
+
+        The weights are moved outside inference mode, so they stay trainable: the joint stage enhances its
+        validation faces between training steps."""
+        with torch.no_grad():
+            self.model.to(device).eval()
+            self.model.to(memory_format=torch.channels_last)
         gray = images.ndim == 3
         out = []
-        for i in range(0, len(images), batch_size):
-            x = to_tensor(np.asarray(images[i : i + batch_size]), device).contiguous(memory_format=torch.channels_last)
-            out.append(from_tensor(self.forward(x), gray))
+        with torch.inference_mode():
+            for i in range(0, len(images), batch_size):
+                x = to_tensor(np.asarray(images[i : i + batch_size]), device).contiguous(memory_format=torch.channels_last)
+                out.append(from_tensor(self.forward(x), gray))
         if not out:
             return np.zeros_like(images)
         return np.concatenate(out)

@@ -20,8 +20,8 @@ normal-light images, freezes the FER network and trains the enhancer with::
 
 The paper weighs the four terms equally; :class:`JointLoss` takes one weight
 per term (default 1).  The normal-light pass gives targets only (N_s and the
-label of ``L_label``) and runs without gradient.  The training stage that uses
-this loss is still to come; this module is its loss.
+label of ``L_label``) and runs without gradient.  The stage that trains with
+this loss is ``joint`` (:mod:`llfer.pipeline.joint`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Losses shared by the learned enhancers (``joint_loss.py`` adds the FER terms of the joint stage to come).
+"""Losses shared by the learned enhancers (``joint_loss.py`` adds the FER terms of the joint stage).
 
 All functions take float tensors N x C x H x W (RGB in [0, 1] where colour is
 involved) and return a scalar tensor, differentiable.

@@ -19,7 +19,7 @@ from typing import Any
 
 #: the stage modules in DAG order
 STAGES = ("prepare", "degrade", "train_enhancer", "enhance", "quality", "train_fer", "evaluate", "cv_fold", "cv",
-          "robustness", "explain", "report")
+          "robustness", "explain", "joint", "report")
 
 
 def stage_modules() -> list[ModuleType]:

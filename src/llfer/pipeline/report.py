@@ -13,7 +13,7 @@ from .. import plots
 from ..config import Params
 from ..errors import DataError
 from ..io import atomic_dir, read_json, write_json
-from ..paper_tables import Runs, paper_tables
+from ..paper_tables import Runs, joint_markdown, paper_tables
 from .args import SubParsers, add_common, fer_runs, params_of
 
 
@@ -30,7 +30,8 @@ def extra_inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 
 def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) -> dict[str, Any]:
-    """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart.
+    """Aggregate the headline numbers into ``summary.json``; draw the results table and accuracy chart; the papers'
+    tables (``papers.md``) and the joint stages' comparison of training schemes (``joint.md``).
 
     The FER runs are those params configure (:func:`fer_runs`), never whatever files ``metrics/fer/``
     holds; every input must exist (the files that are there are read first, so a broken one is named).
@@ -38,11 +39,14 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
     metrics_dir = Path(metrics_dir)
     files = {r: metrics_dir / "fer" / f"{r}.json" for r in fer_runs(p)}
     runs = {r: _metrics(f, ("test_acc", "test_macro_f1")) for r, f in files.items() if f.exists()}
+    joint_files = {q: metrics_dir / "fer" / "joint" / f"{q}.json" for q in p.joint_pairs()}
+    joint = {q: _metrics(f, JOINT_KEYS) for q, f in joint_files.items() if f.exists()}
     inputs = {"tte": (metrics_dir / "tte.json", (), True), "quality": (metrics_dir / "quality.json", (), True),
               "cv": (metrics_dir / "cv.json", (), False)}
     read = {k: (_cv_metrics(f) if k == "cv" else _metrics(f, keys, nested=nested))
             for k, (f, keys, nested) in inputs.items() if f.exists()}
     missing = [f for r, f in files.items() if r not in runs] + [f for k, (f, _, _) in inputs.items() if k not in read]
+    missing += [f for q, f in joint_files.items() if q not in joint]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DataError(f"{missing[0]}: missing{more}; params list it (run the stages before report: dvc repro)")
@@ -91,14 +95,23 @@ def run_report(p: Params, metrics_dir: Path, out_json: Path, plots_dir: Path) ->
         summary["cv"] = {r: {k: c[k] for k in ("accuracy_mean", "accuracy_std", "macro_f1_mean", "folds") if k in c}
                          for r, c in cv.items()}
         notes += [cv_vs_holdout(r, c, runs.get(r), p) for r, c in cv.items()]
-    papers = paper_tables(p, Runs(fer=runs, tte=tte, quality=quality, cv=cv))
+    summary["joint"] = {q: {k: v for k, v in m.items() if k.startswith(("acc_", "psnr_", "ssim_"))}
+                        for q, m in joint.items()}
+    papers = paper_tables(p, Runs(fer=runs, tte=tte, quality=quality, cv=cv, joint=joint))
     write_json(out_json, summary)
     with atomic_dir(plots_dir) as tmp:
         table.to_csv(tmp / "results.csv", index=False)
         (tmp / "results.md").write_text(_markdown_table(table) + "".join(f"\n{n}\n" for n in notes))
         (tmp / "papers.md").write_text(papers)
+        (tmp / "joint.md").write_text(joint_markdown(p, joint))
         plots.accuracy_chart(table, tmp / "accuracy.png")
     return summary
+
+
+#: what a joint stage's metrics must hold (the report's scheme table reads them)
+JOINT_KEYS = ("acc_clean", "acc_baseline", "acc_ifer", "acc_joint", "psnr_ifer", "psnr_joint", "ssim_ifer", "ssim_joint",
+              "val_acc_ifer", "val_acc_joint", "best_step", "steps_run", "loss_first", "loss_last", "train_triples",
+              "val_images")
 
 
 def cv_vs_holdout(run: str, c: dict[str, Any], holdout: dict[str, Any] | None, p: Params) -> str:

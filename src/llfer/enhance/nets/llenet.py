@@ -244,7 +244,7 @@ class LLENet(LearnedEnhancer):
         return self._perceptual
 
     def composite_loss(self, out: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """Eq. (11) on an enhanced batch ``out`` and its normal-light target (L_res of ``joint_loss.JointLoss``; the joint stage is to come)."""
+        """Eq. (11) on an enhanced batch ``out`` and its normal-light target (L_res of ``joint_loss.JointLoss`` in stage joint)."""
         c = self.config
         l1 = (out - high).abs().mean()
         l2 = (out - high).pow(2).mean()
