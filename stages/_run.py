@@ -22,11 +22,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-import torch
+# A stage runs this repository's own code -- the files dvc.yaml declares as its deps -- also when the
+# environment has llfer installed from another checkout (an editable install of a different clone, a
+# queued experiment's temporary copy): otherwise DVC would record this tree's hashes for results made
+# by other code.
+_SRC = Path(__file__).resolve().parents[1] / "src"
+if (_SRC / "llfer" / "__init__.py").is_file():
+    sys.path.insert(0, str(_SRC))
 
-from llfer import __version__
-from llfer.cli import main
-from llfer.runfacts import FACTS
+import torch  # noqa: E402
+
+from llfer import __version__  # noqa: E402
+from llfer.cli import main  # noqa: E402
+from llfer.runfacts import FACTS  # noqa: E402
 
 #: where each DVC stage's run facts go (relative to the stage's working directory, the repository root)
 TIMING_DIR = Path("metrics") / "timing"

@@ -119,3 +119,16 @@ def test_touching_a_module_reruns_exactly_the_stages_whose_closure_holds_it(dvc_
     assert ran_stages(out) == set(stages), out
     run(["dvc", "commit", "-f"], root, env)  # the lock records the original file again
     assert status(root, env) == {}
+
+
+def test_a_stage_runs_its_own_trees_code(tmp_path: Path):
+    """stages/_run.py puts its repository's src first, so a clone runs the code its dvc.lock hashes even when
+    the environment's llfer is an editable install of another checkout."""
+    import shutil
+    import subprocess
+
+    shutil.copytree(REPO / "stages", tmp_path / "stages")
+    shutil.copytree(REPO / "src" / "llfer", tmp_path / "src" / "llfer", ignore=shutil.ignore_patterns("__pycache__"))
+    out = subprocess.run([sys.executable, "-c", "import _run, llfer; print(llfer.__file__)"], cwd=tmp_path / "stages",
+                         capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    assert Path(out.strip()) == tmp_path / "src" / "llfer" / "__init__.py"

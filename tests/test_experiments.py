@@ -61,6 +61,12 @@ def test_every_experiment_composes_into_valid_params(tmp_path, name):
         assert set(p.classical) == {"he"} and p.degrade.combos == {}
 
 
+def test_resnet50_trains_mirnet_as_params_yaml_does(tmp_path):
+    composed = yaml.safe_load(compose(tmp_path, "+experiment=fer2013-resnet50").read_text())
+    assert composed["learned"] == {"mirnet": yaml.safe_load((REPO / "params.yaml").read_text())["learned"]["mirnet"]}, \
+        "conf/experiment/fer2013-resnet50.yaml: learned.mirnet differs from params.yaml's; copy it"
+
+
 def test_efc_experiments_differ_only_in_their_size(tmp_path):
     composed = {px: yaml.safe_load(compose(tmp_path, f"+experiment=ferplus-efc-{px}px").read_text())
                 for px in EFC_SIZES}

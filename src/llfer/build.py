@@ -31,11 +31,15 @@ def backbone_options(p: Params, backbone: str) -> dict[str, Any]:
     return opts
 
 
-def build_backbone(p: Params, backbone: str, num_classes: int, in_channels: int) -> tuple[nn.Module, int]:
-    """A fresh FER network and its input size (pixels)."""
+def build_backbone(p: Params, backbone: str, classes: list[str], in_channels: int) -> tuple[nn.Module, int]:
+    """A FER network to train on ``classes`` and its input size (pixels): fresh weights, or those of the
+    classifier named by ``fer.finetune`` (with its frozen parts; :mod:`llfer.train.finetune`)."""
+    from .train import finetune
+
     opts = backbone_options(p, backbone)
-    opts.update(num_classes=num_classes, in_channels=in_channels)
+    opts.update(num_classes=len(classes), in_channels=in_channels)
     model = BACKBONES.build(backbone, key=f"fer.models.{backbone}", **opts)
+    finetune.apply(p, model, backbone, opts, list(classes))
     return model, int(opts.get("input_size", 48))
 
 

@@ -169,6 +169,8 @@ class FerTrainCfg(_Strict):
     step_size: int = default("fer.train.step_size", ge=1)
     step_gamma: float = default("fer.train.step_gamma", gt=0)
     warmup_epochs: int = default("fer.train.warmup_epochs", ge=0)
+    #: at least this many optimizer steps: more epochs when a small set gives few steps per epoch (0: off)
+    min_steps: int = default("fer.train.min_steps", ge=0)
     #: plateau schedule: validations without gain before the lr is multiplied by step_gamma
     plateau_patience: int = default("fer.train.plateau_patience", ge=1)
     #: global gradient-norm limit (0: off)
@@ -194,6 +196,17 @@ class FerInputCfg(_Strict):
     test: Optional[str] = None  # None: the train spec
 
 
+class FinetuneCfg(_Strict):
+    """Start FER training from a classifier this pipeline trained (``fer.finetune``; llfer.train.finetune)."""
+
+    #: an llfer classifier checkpoint (model.safetensors or its folder; relative: to the repository), null: scratch
+    init: Optional[str] = default("fer.finetune.init")
+    #: its sha256 (required with init: the path is a param, so the hash is what re-runs the stages)
+    sha256: Optional[str] = default("fer.finetune.sha256")
+    #: stages (the backbone's stage_names) or module names whose weights stay fixed
+    freeze: list[str] = default("fer.finetune.freeze")
+
+
 class FerCfg(_Strict):
     backbones: list[str] = default("fer.backbones")
     inputs: list[str] = default("fer.inputs")
@@ -206,6 +219,7 @@ class FerCfg(_Strict):
     #: single ``<backbone>-<input>`` runs outside the backbones x inputs grid (stage train_fer_run@<run>)
     runs: list[str] = default("fer.runs")
     train: FerTrainCfg = default("fer.train")
+    finetune: FinetuneCfg = default("fer.finetune")
 
 
 class CvCfg(_Strict):

@@ -130,7 +130,7 @@ def run_cv_fold(p: Params, run: str, fold: int, roots: Roots, out_json: Path, pr
     seed = p.seed + fold
     seed_everything(seed)
     in_ch = 1 if x_train.ndim == 3 else x_train.shape[3]
-    model, size = build_backbone(p, backbone, len(classes), in_ch)
+    model, size = build_backbone(p, backbone, classes, in_ch)
     device = resolve_device(p.runtime.device)
     tcfg = p.fer.train.model_copy(update={"epochs": p.cv.epochs, "patience": 0})
     t0 = time.perf_counter()

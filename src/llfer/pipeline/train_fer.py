@@ -70,7 +70,7 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     xva, yva, _ = loader.load(spec.test, "val", train=False)
     in_ch = 1 if xtr.ndim == 3 else xtr.shape[3]
     seed_everything(p.seed)
-    model, input_size = build_backbone(p, backbone, len(classes), in_ch)
+    model, input_size = build_backbone(p, backbone, classes, in_ch)
     device = resolve_device(p.runtime.device)
     ckpt = Path(model_out).parent / f".{Path(model_out).name}.last.pt"
     res = train_classifier(model, (xtr, ytr), (xva, yva), p.fer.train, num_classes=len(classes),

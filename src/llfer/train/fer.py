@@ -117,7 +117,7 @@ def check_labels(labels: np.ndarray, num_classes: int, where: str, min_classes: 
 def engine_cfg(cfg: FerTrainCfg, steps_per_epoch: int, channels_last: bool) -> EngineCfg:
     """``fer.train`` (counted in epochs) as the engine's step-based settings."""
     spe = steps_per_epoch
-    return EngineCfg(steps=cfg.epochs * spe, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+    return EngineCfg(steps=max(cfg.epochs * spe, cfg.min_steps), batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
                      weight_decay=cfg.weight_decay, momentum=cfg.momentum, schedule=cfg.schedule,
                      warmup_steps=cfg.warmup_epochs * spe, step_size=cfg.step_size * spe, step_gamma=cfg.step_gamma,
                      plateau_patience=cfg.plateau_patience, grad_clip=cfg.grad_clip,
