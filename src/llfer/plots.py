@@ -14,18 +14,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 
-def curves(history: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Loss and accuracy per epoch (train and validation)."""
+def curves(history: list[dict[str, Any]], path: Path, title: str, x: str = "epoch") -> None:
+    """Loss and accuracy per epoch, or per ``x`` (train and validation); a column logged on some rows only
+    (validation every k steps) is drawn through the rows that hold it, with markers."""
     h = pd.DataFrame(history)
     fig = Figure(figsize=(8, 3))
     a, b = fig.subplots(1, 2)
-    for col in ("train_loss", "val_loss"):
-        if col in h:
-            a.plot(h["epoch"], h[col], label=col)
-    for col in ("train_acc", "val_acc"):
-        if col in h:
-            b.plot(h["epoch"], h[col], label=col)
-    a.set_xlabel("epoch"), b.set_xlabel("epoch"), a.set_ylabel("loss"), b.set_ylabel("accuracy")
+    for ax, cols in ((a, ("train_loss", "val_loss")), (b, ("train_acc", "val_acc"))):
+        for col in cols:
+            if col in h:
+                s = h[[x, col]].dropna()
+                ax.plot(s[x], s[col], label=col, marker="o" if len(s) < len(h) else None, ms=3)
+    a.set_xlabel(x), b.set_xlabel(x), a.set_ylabel("loss"), b.set_ylabel("accuracy")
     a.legend(fontsize=7), b.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -153,7 +153,8 @@ def run_joint(p: Params, enh_name: str, backbone: str, prepared: Path, degraded:
     trainer = Trainer(enh.model, cfg, device=device, seed=p.seed, metric="val_acc", mode="max", config=config,
                       progress=progress, desc=f"joint {pair}")
     res = trainer.fit(step_with(crit), len(lo_t), validate(fer))
-    history = [{"phase": 1, **r} for r in res.history]
+    # step 0: the cascade with the independently trained enhancer, where the curve starts
+    history = [{"phase": 1, "step": 0, "epoch": 0.0, "val_acc": val_ifer}, *({"phase": 1, **r} for r in res.history)]
     enh.model.eval()
 
     # the schemes, every one through the same clean-trained classifier
@@ -225,8 +226,7 @@ def run_joint(p: Params, enh_name: str, backbone: str, prepared: Path, degraded:
     with atomic_dir(plots_out) as tmp:
         pd.DataFrame(history).to_csv(tmp / "history.csv", index=False)
         per_class.to_csv(tmp / "per_class.csv", index=False)
-        plots.curves([{**r, "epoch": r["step"]} for r in history], tmp / "curves.png",
-                     f"joint {pair} on {j.variant}: L_joint and cascade accuracy per step")
+        plots.curves(history, tmp / "curves.png", f"joint {pair} on {j.variant}: L_joint and cascade accuracy", x="step")
         write_json(tmp / "confusion.json", confusion_rows(y_te, preds[main], classes))
         plots.confusion(np.array(cm[main]["confusion"]), classes, tmp / "confusion.png",
                         title=f"{pair} ({main}): test {j.variant} (acc {cm[main]['accuracy']:.3f})")
