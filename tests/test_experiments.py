@@ -44,8 +44,8 @@ def test_an_experiment_without_overrides_keeps_every_value(tmp_path):
 
 
 def test_the_papers_experiments_are_all_there():
-    assert set(EXPERIMENTS) == {"fer2013-minixception", "fer2013-resnet50", "fer2013-enhancers",
-                                *(f"ferplus-efc-{px}px" for px in EFC_SIZES)}
+    assert set(EXPERIMENTS) == {"fer2013-minixception", "fer2013-resnet50", "fer2013-enhancers", "ferplus-joint",
+                                "fer2013-joint", *(f"ferplus-efc-{px}px" for px in EFC_SIZES)}
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -57,7 +57,10 @@ def test_every_experiment_composes_into_valid_params(tmp_path, name):
     assert p.cv.runs and p.cv.max_images  # the default's small CV: the cv stage needs a run
     assert p.fer.train.eval_every == 1 or name == "fer2013-enhancers"
     if name != "fer2013-enhancers":  # a FER experiment trains only the enhancers it uses
-        assert set(p.learned) == ({"mirnet"} if name == "fer2013-resnet50" else set())
+        learned = {"fer2013-resnet50": {"mirnet"}, "ferplus-joint": {"llenet", "zerodce"},
+                   "fer2013-joint": {"llenet", "zerodce"}}.get(name, set())
+        assert set(p.learned) == learned
+        assert p.joint_pairs() == (["llenet-resnet18", "zerodce-resnet18"] if name.endswith("-joint") else [])
         assert set(p.classical) == {"he"} and p.degrade.combos == {}
 
 
@@ -65,6 +68,16 @@ def test_resnet50_trains_mirnet_as_params_yaml_does(tmp_path):
     composed = yaml.safe_load(compose(tmp_path, "+experiment=fer2013-resnet50").read_text())
     assert composed["learned"] == {"mirnet": yaml.safe_load((REPO / "params.yaml").read_text())["learned"]["mirnet"]}, \
         "conf/experiment/fer2013-resnet50.yaml: learned.mirnet differs from params.yaml's; copy it"
+
+
+@pytest.mark.parametrize("name", ["ferplus-joint", "fer2013-joint"])
+def test_joint_experiments_train_the_enhancers_as_params_yaml_does(tmp_path, name):
+    composed = yaml.safe_load(compose(tmp_path, f"+experiment={name}").read_text())
+    defaults = yaml.safe_load((REPO / "params.yaml").read_text())["learned"]
+    assert composed["learned"] == {e: defaults[e] for e in ("llenet", "zerodce")}, \
+        "conf/setup/ll-fer-joint.yaml: learned.llenet / zerodce differ from params.yaml's; copy them"
+    assert composed["joint"]["variant"] == "dark_gamma" and composed["degrade"]["dark_gamma"] == \
+        yaml.safe_load((REPO / "params.yaml").read_text())["degrade"]["dark_gamma"]  # [ll-fer] eq. 14
 
 
 def test_efc_experiments_differ_only_in_their_size(tmp_path):
