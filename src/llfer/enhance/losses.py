@@ -95,9 +95,22 @@ def rgb_to_hsi(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([h, s.clamp(0, 1), i], 1)
 
 
-def color_space_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """LLENet eq. 7: L1 in HSV + L1 in HSI (hue compared linearly, as written in the paper)."""
-    return (rgb_to_hsv(x) - rgb_to_hsv(y)).abs().mean() + (rgb_to_hsi(x) - rgb_to_hsi(y)).abs().mean()
+def color_space_loss(x: torch.Tensor, y: torch.Tensor, min_chroma: float = 1.0 / 255) -> torch.Tensor:
+    """LLENet eq. 7: L1 in HSV + L1 in HSI (hue compared linearly, as written in the paper).
+
+    Hue is undefined for gray pixels: there the HSV and HSI hue of the output is the angle of rounding
+    noise between its channels, whose gradient grows as 1 / chroma (unstable on the gray FER faces).  The
+    hue differences therefore count only at pixels whose target ``y`` has a chroma (max - min over the
+    channels) above ``min_chroma`` (one 8-bit level); on gray targets the hue terms are 0 and eq. 7 reduces
+    to its saturation and value / intensity terms (saturation 0 pulls the output to gray).  Each term is
+    the mean over all pixels, as before, so colour images score as in the paper.
+    """
+    hx, hy = rgb_to_hsv(x), rgb_to_hsv(y)
+    ix, iy = rgb_to_hsi(x), rgb_to_hsi(y)
+    coloured = ((y.amax(1) - y.amin(1)) > min_chroma).to(x.dtype)  # N x H x W
+    zero = torch.zeros_like(coloured)
+    hue_w = torch.stack([coloured, zero + 1, zero + 1], 1)
+    return ((hx - hy).abs() * hue_w).mean() + ((ix - iy).abs() * hue_w).mean()
 
 
 # -- Haar wavelet -----------------------------------------------------------------------------------

@@ -25,14 +25,14 @@ Architecture, as the paper describes it:
 Details the paper leaves open, and our choices (all documented, some params):
 the widths (base ``n_feat`` doubled at each downscaling; the paper gives no
 number, so the "paper" preset's 32 is our guess, "cpu" uses 8; the perceptual
-VGG16 layer is relu3_3 for "paper" and the cheaper relu1_2 for "cpu"); the channels
+VGG16 layer is relu3_3 for "paper" and the cheaper relu1_1 for "cpu"); the channels
 after a concatenation are kept (TR-conv gives as many channels as the skip,
 so the CR and FE blocks of the scale see 2x its width); the FE block's three
 convolutions each keep the width and a 1x1 convolution maps the 3x concatenation
 back to the width so the residual of eq. 5 is defined; SE reduction 16 (at
 least 2 channels); GELU between the two reconstruction 1x1 convolutions and a
-sigmoid output (the paper names no activation; the sigmoid keeps the output in
-[0, 1] for the colour-space loss).  Inputs are padded to a multiple of
+residual output on the gain-normalised input (below; the paper names no output
+activation).  Inputs are padded to a multiple of
 2^scales and cropped back.
 
 Loss (eq. 11): L_Rec = w1 L1 + w2 L2 + w3 L, with (eq. 6)
@@ -43,6 +43,26 @@ Lf (eq. 8) L1 between the Haar horizontal and vertical detail bands, Lp
 ImageNet-pretrained in the paper: ``vgg_weights="imagenet"`` (torchvision,
 online or cached) or a local file; the default None uses fixed random VGG
 features (see :class:`llfer.enhance.losses.VGGPerceptual`), which is logged.
+
+Grey faces: the hue of eq. 7 is undefined on gray pixels (FER faces are gray,
+repeated to 3 channels), where its gradient grows as 1 / chroma; the hue terms
+count only where the target has a chroma (:func:`llfer.enhance.losses.color_space_loss`):
+on gray faces eq. 7 is its saturation and value / intensity terms.
+
+Output (both presets, ``input_gain`` 0.5; None restores the sigmoid output on the
+raw input): the input is scaled by one gain to a mean of 0.5 (capped: no pixel above 1)
+(:func:`llfer.enhance.base.gain_normalise`) and the reconstruction module's
+output is added to it (its last 1x1 convolution starting at 0), so the network
+starts as that gain; the colour loss sees the output clamped to [0, 1].
+With the sigmoid on the raw x0.1 input, short runs learned the mean face (flat
+grey squares, 14 dB on the synthetic dark_pil faces against 20.9 dB for the gain).
+
+The "cpu" preset: n_feat 8 instead of 32 (the widths double per scale: 8, 16, 32,
+64) and the perceptual features at VGG16 relu1_1 instead of relu3_3 (relu1_2, the
+previous choice, was a third of the training FLOPs: two 64-channel convolutions
+at 48 px for every output and target).  The CR blocks, the FE blocks (3/5/7
+convolutions, CA, PA), the U-Net with its 3 scales and the eq. 11 loss are the
+paper's.  Speeds before / after: docs/enhancers.md.
 """
 
 from __future__ import annotations
@@ -53,12 +73,12 @@ from torch import nn
 
 from ...errors import ConfigError
 from ...registry import ENHANCERS
-from ..base import LearnedEnhancer, pad_to_multiple
+from ..base import LearnedEnhancer, gain_normalise, pad_to_multiple
 from ..losses import VGGPerceptual, color_space_loss, ssim_loss, wavelet_highfreq_loss
 
 PRESETS = {
     "paper": {"n_feat": 32, "perceptual_layer": "relu3_3"},
-    "cpu": {"n_feat": 8, "perceptual_layer": "relu1_2"},
+    "cpu": {"n_feat": 8, "perceptual_layer": "relu1_1"},
 }
 
 
@@ -153,9 +173,10 @@ class FEBlock(nn.Module):
 
 
 class LLENetModel(nn.Module):
-    def __init__(self, n_feat: int = 32, scales: int = 3):
+    def __init__(self, n_feat: int = 32, scales: int = 3, input_gain: float | None = None):
         super().__init__()
         self.scales = scales
+        self.input_gain = input_gain
         ch = [n_feat * 2**i for i in range(scales + 1)]
         self.pre = nn.ModuleList()
         self.down_cr = nn.ModuleList()
@@ -174,8 +195,14 @@ class LLENetModel(nn.Module):
             self.fe.append(FEBlock(2 * ch[s]))
         self.rec_cr = CRBlock(2 * ch[0])
         self.rec = nn.Sequential(nn.Conv2d(2 * ch[0], ch[0], 1), nn.GELU(), nn.Conv2d(ch[0], 3, 1))
+        if input_gain:  # residual output, 0 at the start: the output is the gain-normalised input
+            nn.init.zeros_(self.rec[-1].weight)
+            nn.init.zeros_(self.rec[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sigmoid output in (0, 1), or with ``input_gain`` the unclamped residual x + rec(x) of the gain-normalised x."""
+        if self.input_gain:
+            x = gain_normalise(x, self.input_gain)
         xp, (h, w) = pad_to_multiple(x, 2**self.scales)
         skips = []
         f = xp
@@ -185,7 +212,8 @@ class LLENetModel(nn.Module):
             f = st(f)
         for tr, cr, fe, skip in zip(self.tr, self.up_cr, self.fe, reversed(skips)):
             f = fe(cr(torch.cat([tr(f), skip], 1)))
-        y = torch.sigmoid(self.rec(self.rec_cr(f)))
+        r = self.rec(self.rec_cr(f))
+        y = xp + r if self.input_gain else torch.sigmoid(r)
         return y[..., :h, :w]
 
 
@@ -212,6 +240,7 @@ class LLENet(LearnedEnhancer):
         perceptual_arch: str = "vgg16",
         perceptual_layer: str | None = None,
         vgg_weights: str | None = None,
+        input_gain: float | None = 0.5,
     ):
         """None sizes come from ``preset`` ("paper": n_feat 32, VGG relu3_3; "cpu": n_feat 8, relu1_2).
 
@@ -229,12 +258,15 @@ class LLENet(LearnedEnhancer):
         super().__init__(
             preset=preset, n_feat=n_feat, scales=int(scales), w1=w1, w2=w2, w3=w3, wc=wc, wf=wf, wp=wp, ws=ws,
             wavelet_bands=wavelet_bands, perceptual_arch=perceptual_arch, perceptual_layer=perceptual_layer,
-            vgg_weights=vgg_weights,
+            vgg_weights=vgg_weights, input_gain=None if input_gain is None else float(input_gain),
         )
         self._perceptual: VGGPerceptual | None = None  # built on first use, not part of the checkpoint
 
     def build_model(self) -> nn.Module:
-        return LLENetModel(int(self.config["n_feat"]), int(self.config["scales"]))
+        return LLENetModel(int(self.config["n_feat"]), int(self.config["scales"]), self.config.get("input_gain"))
+
+    def forward(self, low: torch.Tensor) -> torch.Tensor:
+        return self.model(low).clamp(0, 1)
 
     @property
     def perceptual(self) -> VGGPerceptual:
@@ -248,7 +280,7 @@ class LLENet(LearnedEnhancer):
         c = self.config
         l1 = (out - high).abs().mean()
         l2 = (out - high).pow(2).mean()
-        lc = color_space_loss(out, high)  # eq. (7)
+        lc = color_space_loss(out.clamp(0, 1), high)  # eq. (7); hue only where the target has one
         lf = wavelet_highfreq_loss(out, high, c["wavelet_bands"])  # eq. (8)
         lp = self.perceptual.to(out.device)(out, high) if c["wp"] else out.new_zeros(())  # eq. (9)
         ls = ssim_loss(out, high)  # eq. (10)

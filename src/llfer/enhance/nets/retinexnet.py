@@ -34,6 +34,20 @@ schedule restarts at the phase change).
 
 Parameters: "paper" (64 channels) 444,613 (Decom 207,748 + Enhance 236,865,
 as in the official code); "cpu" (16 channels) in the tests.
+
+Input and parametrisation (both presets, ``input_gain`` 0.5; None restores the
+paper's): the image is scaled by one gain to a mean of 0.5 (capped: no pixel above 1)
+(:func:`llfer.enhance.base.gain_normalise`) before the Decom-Net, so the low- and
+normal-light images of a pair share one exposure and their reflectances can agree
+(the paper's lambda_ir term) from the first step; the Decom-Net's outputs are
+corrections to the logits of a flat-illumination decomposition (I0 = the image's
+maximum, R0 = x / I0: R * I = x before training) and the Enhance-Net predicts a
+correction to I_low (I_hat = I_low + g(R, I), its last convolution starting at 0),
+so S = R_low * I_hat starts as that gain.  The paper's structure (Decom-Net,
+multi-scale Enhance-Net, S = R * I_hat), its losses and weights are unchanged;
+without this a run of a few hundred steps ended in flat grey squares (the
+decomposition had not converged when the Enhance-Net started).  The "cpu" preset
+only narrows the channels (16 instead of 64).
 """
 
 from __future__ import annotations
@@ -47,36 +61,56 @@ from torch import nn
 
 from ...errors import ConfigError, LlferError
 from ...registry import ENHANCERS
-from ..base import LearnedEnhancer
+from ..base import LearnedEnhancer, gain_normalise
 
 PRESETS = {"paper": {"channels": 64}, "cpu": {"channels": 16}}
 PHASES = ("decom", "relight")
 
 
 class DecomNet(nn.Module):
-    def __init__(self, channels: int = 64, layers: int = 5):
+    def __init__(self, channels: int = 64, layers: int = 5, residual: bool = False, eps: float = 0.01):
         super().__init__()
         body: list[nn.Module] = [nn.Conv2d(4, channels, 9, padding=4)]
         for _ in range(layers):
             body += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
         body.append(nn.Conv2d(channels, 4, 3, padding=1))
         self.body = nn.Sequential(*body)
+        self.residual, self.eps = residual, eps
+        if residual:  # the logits start at the max-channel decomposition
+            nn.init.zeros_(self.body[-1].weight)
+            nn.init.zeros_(self.body[-1].bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image -> (reflectance R, N x 3, illumination I, N x 1), both in (0, 1)."""
-        out = torch.sigmoid(self.body(torch.cat([x.amax(1, keepdim=True), x], 1)))
+        """Image -> (reflectance R, N x 3, illumination I, N x 1), both in (0, 1).
+
+        ``residual``: the network's outputs are added to the logits of a starting decomposition with a
+        flat illumination, I0 = the image's maximum, R0 = x / I0 (both clamped to [eps, 1 - eps]), so that
+        R * I = x (to 1 %) and the smoothness terms are 0 before any training; the Decom-Net learns the
+        paper's losses' corrections to it.
+        """
+        imax = x.amax(1, keepdim=True)
+        out = self.body(torch.cat([imax, x], 1))
+        if self.residual:
+            i0 = imax.amax(dim=(2, 3), keepdim=True).clamp(self.eps, 1 - self.eps).expand_as(imax)
+            r0 = (x / i0).clamp(self.eps, 1 - self.eps)
+            return torch.sigmoid(torch.logit(r0) + out[:, :3]), torch.sigmoid(torch.logit(i0) + out[:, 3:4])
+        out = torch.sigmoid(out)
         return out[:, :3], out[:, 3:4]
 
 
 class EnhanceNet(nn.Module):
-    def __init__(self, channels: int = 64):
+    def __init__(self, channels: int = 64, residual: bool = False):
         super().__init__()
         c = channels
+        self.residual = residual
         self.conv0 = nn.Conv2d(4, c, 3, padding=1)
         self.down = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for _ in range(3))
         self.up = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(3))
         self.fuse = nn.Conv2d(3 * c, c, 1)
         self.out = nn.Conv2d(c, 1, 3, padding=1)
+        if residual:  # I_hat = I + 0 at the start
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, r: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         enc = [self.conv0(torch.cat([r, i], 1))]
@@ -89,18 +123,24 @@ class EnhanceNet(nn.Module):
             dec.append(h)
         size = enc[0].shape[-2:]
         gathered = torch.cat([F.interpolate(d, size=size, mode="nearest") for d in dec[:2]] + [dec[2]], 1)
-        return self.out(self.fuse(gathered))
+        out = self.out(self.fuse(gathered))
+        return i + out if self.residual else out
 
 
 class RetinexNetModel(nn.Module):
-    def __init__(self, channels: int = 64, decom_layers: int = 5):
+    def __init__(self, channels: int = 64, decom_layers: int = 5, input_gain: float | None = None):
         super().__init__()
-        self.decom = DecomNet(channels, decom_layers)
-        self.relight = EnhanceNet(channels)
+        self.input_gain = input_gain
+        self.decom = DecomNet(channels, decom_layers, residual=bool(input_gain))
+        self.relight = EnhanceNet(channels, residual=bool(input_gain))
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The Decom-Net's input: x, gain-normalised when ``input_gain``."""
+        return gain_normalise(x, self.input_gain) if self.input_gain else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """S = R_low * I_hat (unclamped)."""
-        r, i = self.decom(x)
+        r, i = self.decom(self.prepare(x))
         return r * self.relight(r, i)
 
 
@@ -139,6 +179,7 @@ class RetinexNet(LearnedEnhancer):
         lambda_is_decom: float = 0.1,
         lambda_is_relight: float = 3.0,
         lambda_g: float = 10.0,
+        input_gain: float | None = 0.5,
     ):
         """``channels`` None: from ``preset`` ("paper" 64, "cpu" 16); ``decom_share``: fraction of fit iterations for phase 1."""
         if preset not in PRESETS:
@@ -150,11 +191,12 @@ class RetinexNet(LearnedEnhancer):
             preset=preset, channels=channels, decom_layers=decom_layers, decom_share=decom_share,
             lambda_cross=lambda_cross, lambda_ir=lambda_ir, lambda_is_decom=lambda_is_decom,
             lambda_is_relight=lambda_is_relight, lambda_g=lambda_g,
+            input_gain=None if input_gain is None else float(input_gain),
         )
         self.phase = "decom"
 
     def build_model(self) -> nn.Module:
-        return RetinexNetModel(int(self.config["channels"]), int(self.config["decom_layers"]))
+        return RetinexNetModel(int(self.config["channels"]), int(self.config["decom_layers"]), self.config.get("input_gain"))
 
     def forward(self, low: torch.Tensor) -> torch.Tensor:
         return self.model(low).clamp(0, 1)
@@ -162,6 +204,7 @@ class RetinexNet(LearnedEnhancer):
     # -- losses ---------------------------------------------------------------------------------
     def decom_loss(self, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
+        low = self.model.prepare(low)  # type: ignore[operator]
         r, i = self.model.decom(torch.cat([low, high]))  # type: ignore[operator]
         r_lo, r_hi = r.chunk(2)
         i_lo, i_hi = i.chunk(2)
@@ -175,7 +218,7 @@ class RetinexNet(LearnedEnhancer):
     def relight_loss(self, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
         with torch.no_grad():
-            r, i = self.model.decom(low)  # type: ignore[operator]
+            r, i = self.model.decom(self.model.prepare(low))  # type: ignore[operator]
         i_hat = self.model.relight(r, i)  # type: ignore[operator]
         relight = (r * i_hat - high).abs().mean()
         smooth = structure_smoothness(i_hat, r, c["lambda_g"])

@@ -18,6 +18,14 @@ params.  The paper's exposure patch is 16x16 on 256x256 training crops; for
 48x48 faces we default to 8x8 (``exposure_patch``).
 
 Parameter count (default): 79,416, equal to the official DCE-Net.
+
+Input (``input_gain`` 0.5; None restores the raw input): the curves are applied to
+the image scaled by one gain to a mean of 0.5, capped so that no pixel exceeds 1
+(:func:`llfer.enhance.base.gain_normalise`, the ``gain`` enhancer), and conv7
+starts at zero (A = 0: identity curves), so the network starts as that gain
+and its zero-reference losses (unchanged; L_spa compares with the curves' input)
+shape the curves from there.  Parameter-free.  Both presets build the official
+DCE-Net (already CPU-sized).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ...registry import ENHANCERS
-from ..base import LearnedEnhancer
+from ..base import LearnedEnhancer, gain_normalise
 
 PRESETS = ("cpu", "paper")
 
@@ -40,9 +48,10 @@ class DCENet(nn.Module):
     outputs 3 * n_iter curve maps through tanh (so a in [-1, 1]).
     """
 
-    def __init__(self, n_feat: int = 32, n_iter: int = 8):
+    def __init__(self, n_feat: int = 32, n_iter: int = 8, input_gain: float | None = None):
         super().__init__()
         self.n_iter = n_iter
+        self.input_gain = input_gain
         c = n_feat
         self.conv1 = nn.Conv2d(3, c, 3, padding=1)
         self.conv2 = nn.Conv2d(c, c, 3, padding=1)
@@ -51,6 +60,13 @@ class DCENet(nn.Module):
         self.conv5 = nn.Conv2d(2 * c, c, 3, padding=1)
         self.conv6 = nn.Conv2d(2 * c, c, 3, padding=1)
         self.conv7 = nn.Conv2d(2 * c, 3 * n_iter, 3, padding=1)
+        if input_gain:  # A = 0 at the start: identity curves on the gain-normalised input
+            nn.init.zeros_(self.conv7.weight)
+            nn.init.zeros_(self.conv7.bias)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The curves' input: x, or with ``input_gain`` x gain-normalised and clipped to [0, 1]."""
+        return gain_normalise(x, self.input_gain).clamp(0, 1) if self.input_gain else x
 
     def curves(self, x: torch.Tensor) -> torch.Tensor:
         """Curve parameter maps A, N x 3*n_iter x H x W in [-1, 1]."""
@@ -70,11 +86,12 @@ class DCENet(nn.Module):
         return x
 
     def forward_with_curves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(enhanced, A) of the prepared input (:meth:`prepare`; the input is already prepared)."""
         a = self.curves(x)
         return self.apply_curves(x, a), a  # stays in [0, 1] for x in [0, 1], |a| <= 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_curves(x)[0].clamp(0, 1)
+        return self.forward_with_curves(self.prepare(x))[0].clamp(0, 1)
 
 
 # -- zero-reference losses -------------------------------------------------------------------
@@ -135,6 +152,7 @@ class ZeroDCE(LearnedEnhancer):
         w_exp: float = 10.0,
         w_col: float = 5.0,
         w_tv: float = 200.0,
+        input_gain: float | None = 0.5,
     ):
         if preset not in PRESETS:
             raise ConfigError(f"zerodce: unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
@@ -142,15 +160,16 @@ class ZeroDCE(LearnedEnhancer):
             preset=preset, n_feat=n_feat, n_iter=n_iter, exposure_level=exposure_level,
             exposure_patch=exposure_patch, spatial_region=spatial_region,
             w_spa=w_spa, w_exp=w_exp, w_col=w_col, w_tv=w_tv,
+            input_gain=None if input_gain is None else float(input_gain),
         )
 
     def build_model(self) -> nn.Module:
-        # The official DCE-Net is already CPU-sized (79k params): both presets build it.
         c = self.config
-        return DCENet(int(c["n_feat"]), int(c["n_iter"]))
+        return DCENet(int(c["n_feat"]), int(c["n_iter"]), c.get("input_gain"))
 
     def loss(self, low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
+        low = self.model.prepare(low)  # type: ignore[operator]  # L_spa compares with the curves' input
         enhanced, a = self.model.forward_with_curves(low)  # type: ignore[operator]
         l_spa = spatial_consistency_loss(enhanced, low, int(c["spatial_region"]))
         l_exp = exposure_loss(enhanced, int(c["exposure_patch"]), float(c["exposure_level"]))
