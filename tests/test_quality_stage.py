@@ -22,6 +22,7 @@ def _params(unpaired: list[str], **quality):
         "degrade": {"dark_pil": {"factors": [0.1]}, "dark_gamma": None, "lowres": None, "combos": {}},
         "fer": {"eval_on": ["clean", "dark_pil"], "runs": []},  # the defaults also list the variants switched off here
         "enhance": {"variants": ["dark_pil"]},
+        "joint": {"variant": "dark_pil"},  # the default joint pair learns from dark_gamma, switched off here
         "quality": {"niqe_upsample": 12, "niqe_max_images": 4, "unpaired": unpaired, **quality},
     })
 
