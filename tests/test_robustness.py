@@ -23,7 +23,7 @@ from llfer.registry import BACKBONES
 
 P = {"fer": {"inputs": ["clean", "he"], "enhanced_inputs": [], "runs": ["mini_xception-lowres_12"], "eval_on": ["clean"]},
      "degrade": {"lowres": {"sizes": [12]}}, "classical": {"identity": {}, "he": {}, "gain": {}}, "learned": {},
-     "enhancer": "he", "cv": {"runs": [], "enhanced_runs": []},
+     "enhancer": "he", "cv": {"runs": [], "enhanced_runs": []}, "joint": {"enhancers": []},
      "robustness": {"enhancers": ["identity", "gain"], "brightness": [1.0, 0.1], "gamma": [2.0, 5.0],
                     "resolution": [16, 4], "max_images": 12},
      "explain": {"faces": 3, "filters": 4}}

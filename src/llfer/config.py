@@ -396,7 +396,9 @@ class Params(_Strict):
         if self.quality.split != self.enhance.split and set(self.enhance.all_splits) != set(self.enhance.variants):
             raise ConfigError(f"quality.split: {self.quality.split!r} differs from enhance.split {self.enhance.split!r}; "
                               "quality scores enhanced images of that split")
-        if self.fer.enhanced_variant not in self.enhance.all_splits:
+        trains_enhanced = bool(self.fer.enhanced_inputs or self.cv.enhanced_runs
+                               or any(self.split_run(r)[1].startswith("enhanced") for r in self.fer.runs))
+        if trains_enhanced and self.fer.enhanced_variant not in self.enhance.all_splits:
             raise ConfigError(f"fer.enhanced_variant: {self.fer.enhanced_variant!r} must be listed in enhance.all_splits "
                               "(the enhanced FER input trains on its train split)")
         if self.fer.enhanced_variant not in self.enhance.variants:
@@ -441,9 +443,9 @@ class Params(_Strict):
             raise ConfigError(f"robustness.resolution: sizes must be >= 1 px, got {self.robustness.resolution}")
         for s in self.fer.eval_on:
             parse_spec(s, variants, self.enhance.variants, "fer.eval_on")
-        self._check_joint(names)
         self._check_values()
         # after the values: a params file that redefines `classical` hears about its bad values first
+        self._check_joint(names)
         for e in self.robustness.enhancers:
             if e not in names:
                 raise ConfigError(f"robustness.enhancers: unknown enhancer {e!r}; allowed: {', '.join(names)}")

