@@ -78,5 +78,7 @@ def test_clone_b_param_change_reruns_exactly_its_dependents_and_reports_the_metr
     assert ran_stages(out) == {*folds, "cv", "report"} == _report_ran(out), out
     report = out[out.index("## DVC pipeline"):]
     assert "cv.epochs" in report                      # dvc params diff
-    assert "metrics/cv.json" in report and "accuracy_mean" in report   # dvc metrics diff names the changed metric
+    # dvc metrics diff names the changed metrics: cv.json states its epochs (a CV score of this tiny run can stay
+    # the same between 1 and 2 epochs: accuracy_mean 0.1321 both times at one commit)
+    assert "metrics/cv.json" in report and "mini_xception-clean.epochs" in report
     print(f"clone B after cv.epochs 1 -> 2: {t:.1f} s, re-ran {sorted(ran_stages(out))}")
