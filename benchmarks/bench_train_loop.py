@@ -226,9 +226,11 @@ def main(argv: list[str] | None = None) -> dict:
         ftr, fva = [names_by_row[i] for i in tr], [names_by_row[i] for i in va]
         _, size = build(name, 0)
         # untimed warm-up: oneDNN primitive creation, lazy imports, worker fork paths
-        conventional_fit(build(name, 0)[0], tree, ftr[: BATCH * 2], fva[:BATCH], size, 1, device, 0, max_steps=2)
-        llfer_fit(build(name, 0)[0], xtr[: BATCH * 2], ytr[: BATCH * 2], xva[:BATCH], yva[:BATCH], size, 1, device,
-                  **llfer_kw)
+        # (rows spread over the subset: it is sorted by file, hence by class, and llfer refuses one-class labels)
+        w, wv = np.linspace(0, len(tr) - 1, BATCH * 2).astype(int), np.linspace(0, len(va) - 1, BATCH).astype(int)
+        conventional_fit(build(name, 0)[0], tree, [ftr[i] for i in w], [fva[i] for i in wv], size, 1, device, 0,
+                         max_steps=2)
+        llfer_fit(build(name, 0)[0], xtr[w], ytr[w], xva[wv], yva[wv], size, 1, device, **llfer_kw)
         times: dict[str, list[float]] = {"conventional": [], "llfer": []}
         for r in range(a.repeats):
             order = ["conventional", "llfer"] if r % 2 == 0 else ["llfer", "conventional"]

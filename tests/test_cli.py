@@ -138,8 +138,10 @@ def test_prepare_other_dataset_ignores_synthetic_options(tmp_path, capsys):
     assert read_dataset(tmp_path / "prep").classes == ["angry", "happy"]
 
 
-def test_train_enhancer_uses_lol_pairs(tmp_path, capsys):
-    """A prepared LOL set trains the enhancer on its own low/normal-light pairs."""
+@pytest.mark.parametrize("steps", [2, 0])
+def test_train_enhancer_uses_lol_pairs(tmp_path, capsys, steps):
+    """A prepared LOL set trains the enhancer on its own low/normal-light pairs (``steps: 0`` saves the initial
+    model and says that no step ran)."""
     from llfer.data.store import Prepared
     from conftest import make_index
 
@@ -149,13 +151,15 @@ def test_train_enhancer_uses_lol_pairs(tmp_path, capsys):
     Prepared(images=high, index=idx, classes=["none"], extras={"low": (high // 8).astype(np.uint8)}).write(tmp_path / "lol")
     p = tmp_path / "p.yaml"
     # a learned entry states all its values (no code defaults)
-    p.write_text("learned: {zerodce: {model: {}, init: null, train: {steps: 2, batch_size: 2, patch: 8, "
+    p.write_text("learned: {zerodce: {model: {}, init: null, train: {steps: %d, batch_size: 2, patch: 8, "
                  "optimizer: adam, lr: 0.0001, weight_decay: 0.0, schedule: cosine, warmup_steps: 0, grad_clip: 0.0, "
-                 "eval_every: 0, patience: 0, max_pairs: null, max_val: null}}}\nenhancer: zerodce\n")
+                 "eval_every: 0, patience: 0, max_pairs: null, max_val: null}}}\nenhancer: zerodce\n" % steps)
     assert main(["train-enhancer", "zerodce", "--params", str(p), "--prepared", str(tmp_path / "lol"),
                  "--degraded", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 0
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["pairs"] == 8 and (tmp_path / "m" / "model.safetensors").exists()
+    assert summary["steps_run"] == steps
+    assert ("no step run" in capsys.readouterr().out) == (steps == 0)
 
 
 def test_closed_stdout_pipe_exits_quietly():

@@ -179,3 +179,20 @@ def test_llenet_trains_and_roundtrips(tmp_path):
     # the frozen VGG of the perceptual loss is not part of the checkpoint
     assert not any(k.startswith("features") for k in enh.model.state_dict())
     check_roundtrip(enh, tmp_path)
+
+
+def test_validation_psnr_scores_as_the_quality_stage():
+    """Validation PSNR during training (tensors in [0, 1]) equals the quality stage's PSNR of the same uint8 images,
+    gray images scored on their channel mean; an exact reconstruction is capped, not infinite."""
+    from llfer.enhance.base import psnr_batch
+    from llfer.metrics.quality import psnr
+
+    rng = np.random.default_rng(0)
+    ref8 = rng.integers(0, 256, (4, 3, 12, 12), dtype=np.uint8)
+    out8 = np.clip(ref8.astype(int) + rng.integers(-20, 21, ref8.shape), 0, 255).astype(np.uint8)
+    ref, out = torch.from_numpy(ref8).float() / 255, torch.from_numpy(out8).float() / 255
+    np.testing.assert_allclose(psnr_batch(out, ref, gray=False).numpy(), psnr(out8, ref8, channels_last=False), rtol=1e-9)
+    g_ref, g_out = ref.mean(1, keepdim=True).expand(-1, 3, -1, -1), out.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    want = psnr(np.round(g_out[:, :1].numpy() * 255), np.round(g_ref[:, :1].numpy() * 255), channels_last=False)
+    np.testing.assert_allclose(psnr_batch(g_out, g_ref, gray=True).numpy(), want, rtol=1e-9)
+    assert psnr_batch(ref, ref, gray=False).tolist() == [100.0] * 4

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import LlferError
+from ..metrics.quality import psnr as quality_psnr
 
 
 class Enhancer:
@@ -87,14 +88,14 @@ def batch_to_float(xb: torch.Tensor) -> torch.Tensor:
 
 
 def psnr_batch(out: torch.Tensor, ref: torch.Tensor, gray: bool) -> torch.Tensor:
-    """Per-image PSNR (dB, peak 1) of float outputs in [0, 1] after 8-bit rounding, as the quality stage scores
-    uint8 images (gray images: the channel mean, as :func:`from_tensor`)."""
+    """Per-image PSNR (dB) of float outputs in [0, 1], scored as the quality stage scores them: rounded to 8 bits
+    (gray images: the channel mean, as :func:`from_tensor`), then :func:`llfer.metrics.quality.psnr`; capped at
+    100 dB so that an exact reconstruction cannot turn a validation mean into infinity."""
     if gray:
         out, ref = out.mean(1, keepdim=True), ref.mean(1, keepdim=True)
-    out = (out.clamp(0, 1) * 255).round() / 255
-    ref = (ref * 255).round() / 255
-    mse = (out - ref).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(1.0 / mse)
+    out8 = (out.detach().clamp(0, 1) * 255).round()
+    ref8 = (ref.detach() * 255).round()
+    return quality_psnr(out8, ref8, data_range=255.0, channels_last=False).clamp_max(100.0)
 
 
 def gain_normalise(x: torch.Tensor, target_mean: float = 0.5) -> torch.Tensor:

@@ -110,7 +110,8 @@ def command(args: argparse.Namespace) -> int:
     s = run_train_enhancer(params_of(args), args.name, Path(args.prepared), Path(args.degraded), Path(args.out),
                            Path(args.plots) if args.plots else None)
     psnr = f", val PSNR {s['val_psnr_first']} -> best {s['val_psnr_best']} dB (step {s['best_step']})" if s["val_psnr_best"] else ""
-    print(f"trained {args.name}: loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}{psnr} -> {args.out}")
+    loss = f"loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}" if s["first_loss"] is not None else "no step run (train.steps 0)"
+    print(f"trained {args.name}: {loss}{psnr} -> {args.out}")
     return 0
 
 

@@ -209,8 +209,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, cfg: EngineCfg, *, device: torch.device | str = "cpu", seed: int = 0,
                  metric: str = "val_loss", mode: str = "min", checkpoint: str | os.PathLike[str] | None = None,
-                 config: dict[str, Any] | None = None, progress: bool = True, desc: str = "train",
-                 params: Any = None):
+                 config: dict[str, Any] | None = None, progress: bool = True, desc: str = "train"):
         if mode not in ("max", "min"):
             raise LlferError(f"unknown mode {mode!r}; allowed: max, min")
         self.model, self.cfg, self.device = model, cfg, torch.device(device)
@@ -218,7 +217,6 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.config = config or {}
         self.progress, self.desc = progress, desc
-        self.params = params
 
     def _better(self, score: float, best: float | None) -> bool:
         if best is None or math.isnan(best):
@@ -237,8 +235,7 @@ class Trainer:
         model.to(device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
-        params = self.params if self.params is not None else model.parameters()
-        opt = make_optimizer(params, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+        opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
         trainable = [p for g in opt.param_groups for p in g["params"]]
         base_lrs = [g["lr"] for g in opt.param_groups]
         sched = LrSchedule(cfg.schedule, cfg.steps, cfg.warmup_steps, cfg.step_size, cfg.step_gamma, cfg.plateau_patience)
