@@ -114,3 +114,32 @@ def test_a_named_experiment_runs_and_shows_in_dvc_exp_show(dvc_repo, tmp_path: P
     base["quality"]["grid_images"] = 2
     assert exp == base
     assert os.path.islink(q / "conf" / "params.yaml")
+
+
+def test_the_gpu_script_runs_named_experiments_with_valid_params(tmp_path):
+    """benchmarks/gpu_papers.sh (the runs sized for a GPU): every `dvc exp run` it would start names an
+    experiment of conf/experiment/ and its `-S` overrides compose into params that pass validation."""
+    import shlex
+    import subprocess
+
+    for f in ("fer2013.zip", "ferplus.zip"):
+        (tmp_path / f).write_bytes(b"")
+    parts = ["speed", "minixception", "minixception-all", "efc20", "efc-all", "resnet50", "enhancers", "joint"]
+    env = {**os.environ, "GPU_PAPERS_DRY": "1", "LLFER_DATA_DIR": str(tmp_path)}
+    out = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_papers.sh"), *parts], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    cmds = [shlex.split(line) for line in out.splitlines() if line.startswith("dvc exp run")]
+    assert len(cmds) == 12
+    for i, cmd in enumerate(cmds):
+        name = cmd[cmd.index("-n") + 1]
+        overrides = [cmd[j + 1] for j, a in enumerate(cmd) if a == "-S"]
+        assert name in EXPERIMENTS and overrides[0] == f"+experiment={name}"
+        (tmp_path / str(i)).mkdir()
+        p = load_params(compose(tmp_path / str(i), *overrides))
+        assert p.fer.train.epochs >= 30
+        for e in ("mirnet", "llenet", "retinexnet"):
+            if any(o.startswith(f"learned.{e}=") for o in overrides):
+                assert p.learned[e].model["preset"] == "paper" and p.learned[e].train.steps == 2000
+    bad = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_papers.sh"), "nope"], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown part 'nope'" in bad.stderr
