@@ -3,7 +3,7 @@ import torch
 
 from llfer.config import AugmentCfg, FerTrainCfg
 from llfer.metrics.classification import classification_metrics, confusion_rows
-from llfer.train.fer import augment_batch, class_weights, engine_cfg, predict, train_classifier
+from llfer.train.fer import augment_batch, class_weights, engine_cfg, is_channels_last, predict, train_classifier
 
 
 def _toy(n=96, seed=0):
@@ -88,7 +88,6 @@ def test_classification_metrics():
 
 def test_channels_last_option_and_predict_format():
     """channels_last (default on, CPU too) leaves the model NHWC and predict agrees with a contiguous copy."""
-    from llfer.train.fer import is_channels_last
 
     def net2():  # a conv with >1 input channel, whose NCHW and NHWC layouts differ
         return torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3),
@@ -107,6 +106,23 @@ def test_channels_last_option_and_predict_format():
     ref = predict(on.model, x, 12)
     on.model.to(memory_format=torch.contiguous_format)
     np.testing.assert_allclose(predict(on.model, x, 12), ref, rtol=1e-4, atol=1e-5)
+    assert not is_channels_last(on.model)  # predict leaves its argument's memory format alone
+
+
+def test_a_loaded_classifier_is_channels_last_and_scores_as_saved(tmp_path):
+    """load_classifier gives NHWC weights (the fast layout for predict on the CPU), with the saved logits."""
+    from llfer.checkpoint import load_classifier, save_classifier
+    from llfer.models.mini_xception import MiniXception
+
+    x, _ = _toy()
+    torch.manual_seed(0)
+    net = MiniXception(num_classes=3, in_channels=1).eval()
+    ref = predict(net, x, 48)
+    assert not is_channels_last(net)
+    save_classifier(tmp_path / "m.safetensors", net, {"backbone": "mini_xception", "options": {"num_classes": 3, "in_channels": 1}})
+    loaded, _ = load_classifier(tmp_path / "m.safetensors")
+    assert is_channels_last(loaded) and not loaded.training
+    np.testing.assert_allclose(predict(loaded, x, 48), ref, rtol=1e-4, atol=1e-4)
 
 
 def test_eval_every_scores_every_kth_and_last_epoch(tmp_path):

@@ -9,6 +9,7 @@ from typing import Any
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+import torch
 from torch import nn
 
 import llfer.models  # noqa: F401  (registers every backbone)
@@ -49,5 +50,8 @@ def load_classifier(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     except (RuntimeError, TypeError, ValueError) as e:
         raise DataError(f"{path}: weights do not fit its {cfg['backbone']!r} config "
                         f"({str(e).splitlines()[0][:200]})") from None
+    # channels_last weights: :func:`llfer.train.fer.predict` then feeds NHWC batches, 3-3.5x faster on the CPU
+    # for mini-Xception (converted here, outside inference mode, so that the weights stay trainable)
+    model.to(memory_format=torch.channels_last)
     model.eval()
     return model, cfg

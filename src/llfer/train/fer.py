@@ -81,18 +81,17 @@ def is_channels_last(model: nn.Module) -> bool:
 
 
 def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int, device: torch.device | str = "cpu",
-            batch_size: int = 512, channels_last: bool = True) -> np.ndarray:
-    """Logits (float32 numpy, N x C) of ``model`` on uint8 images (under ``torch.inference_mode``).
+            batch_size: int = 512) -> np.ndarray:
+    """Logits (float32 numpy, N x C) of ``model`` on uint8 images (under ``torch.inference_mode``; the model is put
+    in eval mode and otherwise left as it is).
 
-    With ``channels_last`` (default) the model's weights are converted to NHWC in place, outside inference
-    mode so that they stay trainable (a classifier read from its checkpoint is NCHW): on this project's CPU
-    mini-Xception then scores 3-3.5x faster (oneDNN's depthwise convolutions and max-pooling), with logits
-    equal up to float rounding (max |diff| 7e-6 on 315 faces, the same top-1 for every face).
+    The input batches take the model's memory format: channels_last when its weights are (a classifier read
+    by :func:`llfer.checkpoint.load_classifier`, or trained with ``runtime.channels_last``), where on this
+    project's CPU mini-Xception scores 3-3.5x faster than NCHW (oneDNN's depthwise convolutions and
+    max-pooling), with logits equal up to float rounding (max |diff| 7e-6 on 315 faces, the same top-1).
     """
     device = torch.device(device)
     model.eval()
-    if channels_last and not is_channels_last(model):
-        model.to(memory_format=torch.channels_last)
     cl = device.type == "cuda" or is_channels_last(model)
     out = []
     with torch.inference_mode():
@@ -190,7 +189,7 @@ def train_classifier(
         if cfg.bn_recalibrate:
             recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.bn_batch_size)
         assert x_val is not None and y_val is not None
-        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size, channels_last))
+        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size))
         return {"val_loss": float(F.cross_entropy(lv, y_val)), "val_acc": float((lv.argmax(1) == y_val).float().mean())}
 
     spe = max(1, len(x_train) // min(cfg.batch_size, len(x_train)))
