@@ -55,6 +55,8 @@ def test_every_experiment_composes_into_valid_params(tmp_path, name):
     assert p.dataset.source == f"data/raw/{p.dataset.name}.zip"  # relative: the same on every machine
     assert p.dataset.options == {}
     assert p.cv.runs and p.cv.max_images  # the default's small CV: the cv stage needs a run
+    # ... and every fold gets an image of the rarest class (FER+ contempt: about 0.5 % of the faces)
+    assert len(p.cv.folds) <= p.cv.max_images * 0.005
     assert p.fer.train.eval_every == 1 or name == "fer2013-enhancers"
     if name != "fer2013-enhancers":  # a FER experiment trains only the enhancers it uses
         learned = {"fer2013-resnet50": {"mirnet"}, "ferplus-joint": {"llenet", "zerodce"},
