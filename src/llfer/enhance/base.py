@@ -93,16 +93,17 @@ def psnr_batch(out: torch.Tensor, ref: torch.Tensor, gray: bool) -> torch.Tensor
     100 dB so that an exact reconstruction cannot turn a validation mean into infinity."""
     if gray:
         out, ref = out.mean(1, keepdim=True), ref.mean(1, keepdim=True)
-    out8 = (out.detach().clamp(0, 1) * 255).round()
-    ref8 = (ref.detach() * 255).round()
+    out8 = (out.clamp(0, 1) * 255).round()  # quality_psnr detaches
+    ref8 = (ref * 255).round()
     return quality_psnr(out8, ref8, data_range=255.0, channels_last=False).clamp_max(100.0)
 
 
-def gain_normalise(x: torch.Tensor, target_mean: float = 0.5) -> torch.Tensor:
+def gain_normalise(x: torch.Tensor, target_mean: float | None = 0.5) -> torch.Tensor:
     """Scale each image of a float N x 3 x H x W batch by one gain: the gain that brings the mean of its
     value channel (the channel maximum; the gray level of a gray image) to ``target_mean`` -- the
     ``gain`` enhancer's -- capped so that no pixel exceeds 1 (``min(target / mean, 1 / max)``: nothing is
-    clipped, no information is lost).  An all-black image is left unchanged.  Parameter-free and
+    clipped, no information is lost).  An all-black image is left unchanged, and so is the batch when
+    ``target_mean`` is None or 0 (a learned enhancer's ``input_gain: null``).  Parameter-free and
     differentiable.
 
     The learned enhancers apply it to their input (``input_gain``): 48 px faces darkened x0.1 span only
@@ -112,6 +113,8 @@ def gain_normalise(x: torch.Tensor, target_mean: float = 0.5) -> torch.Tensor:
     matters for strong gamma darkening (``dark_gamma``), where the mean gain alone would send the
     highlights to several times the white level.
     """
+    if not target_mean:
+        return x
     v = x.amax(1, keepdim=True)
     mean, peak = v.mean(dim=(2, 3), keepdim=True), v.amax(dim=(2, 3), keepdim=True)
     gain = torch.minimum(target_mean / mean.clamp_min(1e-12), 1.0 / peak.clamp_min(1e-12))

@@ -80,10 +80,11 @@ def is_channels_last(model: nn.Module) -> bool:
     return False
 
 
+@torch.inference_mode()
 def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int, device: torch.device | str = "cpu",
             batch_size: int = 512) -> np.ndarray:
-    """Logits (float32 numpy, N x C) of ``model`` on uint8 images (under ``torch.inference_mode``; the model is put
-    in eval mode and otherwise left as it is).
+    """Logits (float32 numpy, N x C) of ``model`` on uint8 images (the model is put in eval mode and otherwise
+    left as it is).
 
     The input batches take the model's memory format: channels_last when its weights are (a classifier read
     by :func:`llfer.checkpoint.load_classifier`, or trained with ``runtime.channels_last``), where on this
@@ -93,13 +94,12 @@ def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int
     device = torch.device(device)
     model.eval()
     cl = device.type == "cuda" or is_channels_last(model)
+    x = images if isinstance(images, torch.Tensor) else images_to_tensor(images, device)
     out = []
-    with torch.inference_mode():
-        x = images if isinstance(images, torch.Tensor) else images_to_tensor(images, device)
-        for i in range(0, len(x), batch_size):
-            xb = to_model_input(x[i : i + batch_size].to(device), input_size, channels_last=cl)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                out.append(model(xb).float().cpu())
+    for i in range(0, len(x), batch_size):
+        xb = to_model_input(x[i : i + batch_size].to(device), input_size, channels_last=cl)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out.append(model(xb).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 

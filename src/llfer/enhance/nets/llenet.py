@@ -201,8 +201,7 @@ class LLENetModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Sigmoid output in (0, 1), or with ``input_gain`` the unclamped residual x + rec(x) of the gain-normalised x."""
-        if self.input_gain:
-            x = gain_normalise(x, self.input_gain)
+        x = gain_normalise(x, self.input_gain)
         xp, (h, w) = pad_to_multiple(x, 2**self.scales)
         skips = []
         f = xp

@@ -272,8 +272,7 @@ class MIRNetModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Unclamped restoration x + f(x) (x gain-normalised when ``input_gain``); the enhancer clamps at inference."""
-        if self.input_gain:
-            x = gain_normalise(x, self.input_gain)
+        x = gain_normalise(x, self.input_gain)
         xp, (h, w) = pad_to_multiple(x, self.multiple)
         y = xp + self.conv_out(self.body(self.conv_in(xp)))
         return y[..., :h, :w]

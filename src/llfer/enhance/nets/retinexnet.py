@@ -136,7 +136,7 @@ class RetinexNetModel(nn.Module):
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The Decom-Net's input: x, gain-normalised when ``input_gain``."""
-        return gain_normalise(x, self.input_gain) if self.input_gain else x
+        return gain_normalise(x, self.input_gain)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """S = R_low * I_hat (unclamped)."""
