@@ -30,3 +30,23 @@ def test_loader_applies_preprocessors(tiny_prepared, tmp_path):
     assert x3.shape[-1] == 3
     with pytest.raises(DataError, match="run the stage that makes it"):
         ld.load("dark_pil", "train", train=True)
+
+
+def test_loader_extra_follows_the_load_order(tmp_path):
+    from llfer.data.store import write_dataset
+    from llfer.errors import ConfigError
+
+    from conftest import make_index
+
+    idx = make_index(30, ["a", "b", "c"])
+    imgs = np.arange(30, dtype=np.uint8)[:, None, None].repeat(4, 1).repeat(4, 2)
+    soft = np.eye(3, dtype=np.float32)[idx["label"].to_numpy()] * 0.5 + 0.5 / 3
+    d = write_dataset(tmp_path / "p", imgs, idx, classes=["a", "b", "c"], extras={"soft_labels": soft})
+    ld = InputLoader(Roots(prepared=d, degraded=tmp_path / "degraded"), V, ["dark_pil"], seed=0)
+    for split in ("train", ["val", "test"]):
+        x, y, _ = ld.load("clean", split, train=False)
+        s = ld.extra("soft_labels", split, "fer.train.soft_labels")
+        np.testing.assert_array_equal(s, soft[x[:, 0, 0]])  # pixel value = row number
+        np.testing.assert_array_equal(s.argmax(1), y)
+    with pytest.raises(ConfigError, match="fer.train.soft_labels: .* has no votes.npy"):
+        ld.extra("votes", "train", "fer.train.soft_labels")

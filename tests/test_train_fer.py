@@ -165,3 +165,69 @@ def test_bn_recalibration_matches_exact_statistics():
     before = frozen[1].running_mean.clone()
     recalibrate_bn(frozen, xt, 12, max_images=64, seed=0)
     assert torch.equal(frozen[1].running_mean, before)
+
+
+class _LeftHalf(torch.nn.Module):
+    """Logits that depend on the left half of the face only (so a mirror changes them)."""
+
+    def forward(self, x):
+        w = x.shape[-1] // 2
+        left, right = x[..., :w].mean((1, 2, 3)), x[..., w:].mean((1, 2, 3))
+        return torch.stack([left, right, left - right], 1) * 10
+
+
+def test_tta_flip_averages_a_face_and_its_mirror():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (7, 12, 12), dtype=np.uint8)
+    m = _LeftHalf()
+    plain, mirrored = predict(m, x, 12), predict(m, np.ascontiguousarray(x[..., ::-1]), 12)
+    assert np.abs(plain - mirrored).max() > 0.1  # the model is not symmetric
+    tta = predict(m, x, 12, tta_flip=True, batch_size=3)  # batches of 3 + the odd last one
+    np.testing.assert_allclose(tta, (plain + mirrored) / 2, atol=1e-5)
+    np.testing.assert_allclose(predict(m, np.ascontiguousarray(x[..., ::-1]), 12, tta_flip=True), tta, atol=1e-5)
+
+
+def _ambiguous(n=120, seed=0):
+    """Faces of 2 brightness bands; band 0 faces are annotated 70 % class 0 / 30 % class 1."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = np.clip(np.array([70, 190])[y][:, None, None] + rng.normal(0, 8, (n, 12, 12)), 0, 255).astype(np.uint8)
+    soft = np.where(y[:, None] == 0, [[0.7, 0.3]], [[0.0, 1.0]]).astype(np.float32)
+    return x, y, soft
+
+
+def _net2():
+    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(1, 2))
+
+
+def test_soft_labels_train_towards_the_vote_distribution():
+    """With soft targets the model learns the annotators' 70/30 split of an ambiguous face; with the
+    majority label it learns 100/0."""
+    x, y, soft = _ambiguous()
+    probs = {}
+    for use_soft in (False, True):
+        cfg = FerTrainCfg(epochs=60, batch_size=30, lr=0.1, augment=AugmentCfg(flip=False, rotation=0, shift=0, zoom=0),
+                          soft_labels=use_soft, bn_recalibrate=0)
+        torch.manual_seed(0)
+        r = train_classifier(_net2(), (x, y), None, cfg, num_classes=2, input_size=12, seed=0, progress=False,
+                             soft=soft if use_soft else None)
+        probs[use_soft] = torch.softmax(torch.from_numpy(predict(r.model, x[y == 0], 12)), 1)[:, 1].mean().item()
+        assert r.history[-1]["train_acc"] == 1.0  # both still put every face in its majority class
+    assert probs[False] < 0.1
+    assert 0.2 < probs[True] < 0.4
+
+
+def test_soft_labels_errors_name_the_setting():
+    import pytest
+
+    from llfer.errors import LlferError
+
+    x, y, soft = _ambiguous(20)
+    cfg = FerTrainCfg(epochs=1, batch_size=10, soft_labels=True)
+    with pytest.raises(LlferError, match="fer.train.soft_labels: no label distributions"):
+        train_classifier(_net2(), (x, y), None, cfg, num_classes=2, input_size=12, progress=False)
+    with pytest.raises(LlferError, match=r"shape \(20, 3\)"):
+        train_classifier(_net2(), (x, y), None, cfg, num_classes=2, input_size=12, progress=False,
+                         soft=np.full((20, 3), 1 / 3))
+    with pytest.raises(LlferError, match="does not sum to 1"):
+        train_classifier(_net2(), (x, y), None, cfg, num_classes=2, input_size=12, progress=False, soft=soft * 2)

@@ -176,6 +176,10 @@ class FerTrainCfg(_Strict):
     #: global gradient-norm limit (0: off)
     grad_clip: float = default("fer.train.grad_clip", ge=0)
     label_smoothing: float = default("fer.train.label_smoothing", ge=0, lt=1)
+    #: cross-entropy against the dataset's per-image label distribution (``soft_labels``, FER+ votes)
+    soft_labels: bool = default("fer.train.soft_labels")
+    #: validation and test logits averaged over each face and its horizontal mirror
+    tta_flip: bool = default("fer.train.tta_flip")
     class_weights: bool = default("fer.train.class_weights")
     patience: int = default("fer.train.patience", ge=0)
     augment: AugmentCfg = default("fer.train.augment")

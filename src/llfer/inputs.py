@@ -109,6 +109,17 @@ class InputLoader:
             images = apply_preprocessors(preps, images, ids=ids, train=train, seed=self.seed, params=self.prep_params)
         return images, labels, ids
 
+    def extra(self, name: str, split: str | Sequence[str], key: str) -> np.ndarray:
+        """The prepared dataset's per-image array ``name`` (e.g. FER+ ``soft_labels``) for the rows of ``split``,
+        in the order :meth:`load` gives them (every input is the prepared set's rows; ``key`` names the
+        setting that asked for it in the error)."""
+        ds = self.dataset("clean")
+        if name not in ds.extras:
+            raise ConfigError(f"{key}: {ds.path} has no {name}.npy (of the FER readers only FER+ stores its "
+                              "vote distributions there)")
+        splits = [split] if isinstance(split, str) else list(split)
+        return np.asarray(ds.extras[name][np.flatnonzero(ds.index["split"].isin(splits).to_numpy())])
+
     def classes(self) -> list[str]:
         ds = self.dataset("clean")
         if len(ds.classes) < 2:

@@ -353,7 +353,8 @@ class Predictor:
         if len(faces) == 0:
             return np.zeros((0, len(self.clf.classes)), np.float32)
         with torch.inference_mode():
-            logits = predict(self.clf.model, faces, self.clf.input_size, self.device, self.batch_size)
+            logits = predict(self.clf.model, faces, self.clf.input_size, self.device, self.batch_size,
+                             bool(self.clf.config.get("tta_flip", False)))
         return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
 

@@ -127,6 +127,8 @@ def run_cv_fold(p: Params, run: str, fold: int, roots: Roots, out_json: Path, pr
     x_test, _, _ = loader.load(spec.test, present, train=False)
     x_train, x_test = x_train[plan.rows[tr]], x_test[plan.rows[te]]
     y_train, y_test = plan.labels[tr], plan.labels[te]
+    soft = (loader.extra("soft_labels", present, "fer.train.soft_labels")[plan.rows[tr]]
+            if p.fer.train.soft_labels else None)
     seed = p.seed + fold
     seed_everything(seed)
     in_ch = 1 if x_train.ndim == 3 else x_train.shape[3]
@@ -136,8 +138,8 @@ def run_cv_fold(p: Params, run: str, fold: int, roots: Roots, out_json: Path, pr
     t0 = time.perf_counter()
     res = train_classifier(model, (x_train, y_train), None, tcfg, num_classes=len(classes), input_size=size,
                            device=device, seed=seed, progress=progress, eval_batch_size=p.runtime.eval_batch_size,
-                           channels_last=p.runtime.channels_last)
-    pred = predict(res.model, x_test, size, device, p.runtime.eval_batch_size).argmax(1)
+                           channels_last=p.runtime.channels_last, soft=soft)
+    pred = predict(res.model, x_test, size, device, p.runtime.eval_batch_size, tcfg.tta_flip).argmax(1)
     record(fold_seconds=round(time.perf_counter() - t0, 2), device=str(device))
     m = classification_metrics(y_test, pred, classes)
     shared = sorted(set(plan.subjects[tr]) & set(plan.subjects[te]) - {""})

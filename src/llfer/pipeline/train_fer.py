@@ -47,12 +47,12 @@ def eval_specs(p: Params, test_spec: str, with_enhanced: bool) -> dict[str, str]
 
 
 def evaluate_specs(model: nn.Module, loader: InputLoader, specs: dict[str, str], classes: list[str], input_size: int,
-                   device: torch.device, batch_size: int = 512) -> dict[str, dict[str, Any]]:
+                   device: torch.device, batch_size: int = 512, tta_flip: bool = False) -> dict[str, dict[str, Any]]:
     """Classification metrics (plus ``pred`` / ``true``) of ``model`` on the test split of every spec."""
     out = {}
     for key, spec in specs.items():
         x, y, _ = loader.load(spec, "test", train=False)
-        pred = predict(model, x, input_size, device, batch_size).argmax(1)
+        pred = predict(model, x, input_size, device, batch_size, tta_flip).argmax(1)
         m = classification_metrics(y, pred, classes)
         m["pred"] = pred
         m["true"] = y
@@ -68,6 +68,7 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     classes = loader.classes()
     xtr, ytr, _ = loader.load(spec.train, "train", train=True)
     xva, yva, _ = loader.load(spec.test, "val", train=False)
+    soft = loader.extra("soft_labels", "train", "fer.train.soft_labels") if p.fer.train.soft_labels else None
     in_ch = 1 if xtr.ndim == 3 else xtr.shape[3]
     seed_everything(p.seed)
     model, input_size = build_backbone(p, backbone, classes, in_ch)
@@ -76,10 +77,10 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     res = train_classifier(model, (xtr, ytr), (xva, yva), p.fer.train, num_classes=len(classes),
                            input_size=input_size, device=device, seed=p.seed, checkpoint=ckpt, resume=resume,
                            progress=progress, eval_batch_size=p.runtime.eval_batch_size,
-                           channels_last=p.runtime.channels_last)
+                           channels_last=p.runtime.channels_last, soft=soft)
     with_enh = roots.enhanced is not None
     evals = evaluate_specs(res.model, loader, eval_specs(p, spec.test, with_enh), classes, input_size, device,
-                           p.runtime.eval_batch_size)
+                           p.runtime.eval_batch_size, p.fer.train.tta_flip)
     main = evals["test"]
     if main["absent_classes"]:
         logging.getLogger("llfer").warning(
@@ -103,6 +104,7 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     cfg = {"backbone": backbone, "options": {**backbone_options(p, backbone), "num_classes": len(classes),
                                               "in_channels": in_ch}, "input": input_name,
            "train_spec": spec.train, "test_spec": spec.test, "classes": classes,
+           "tta_flip": p.fer.train.tta_flip,  # `llfer predict` averages face and mirror as the test scores did
            # the preprocessors' options, so `llfer predict` prepares faces exactly as training did
            "preprocess": {k: dict(v or {}) for k, v in p.fer.preprocess.items()}}
     with atomic_dir(model_out) as tmp:

@@ -13,7 +13,8 @@ runs under ``torch.inference_mode`` every ``cfg.eval_every`` epochs, after preci
 
 The engine gives the rest: optimizer, per-step schedule with warm-up, bf16 on a GPU, gradient clipping,
 early stopping and best weights by validation accuracy, resumable checkpoints, history, progress bar.
-Label smoothing and class-weighted loss are this task's.
+Label smoothing, class-weighted loss, soft (label-distribution) targets and test-time flip averaging are
+this task's.
 """
 
 from __future__ import annotations
@@ -82,9 +83,13 @@ def is_channels_last(model: nn.Module) -> bool:
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int, device: torch.device | str = "cpu",
-            batch_size: int = 512) -> np.ndarray:
+            batch_size: int = 512, tta_flip: bool = False) -> np.ndarray:
     """Logits (float32 numpy, N x C) of ``model`` on uint8 images (the model is put in eval mode and otherwise
     left as it is).
+
+    ``tta_flip``: test-time flip averaging, the logits are the mean of those of each face and of its
+    horizontal mirror (faces are about symmetric and training flips them; the papers do not use it, the
+    field does: ``fer.train.tta_flip``).  Twice the forward passes, one batch holding both views.
 
     The input batches take the model's memory format: channels_last when its weights are (a classifier read
     by :func:`llfer.checkpoint.load_classifier`, or trained with ``runtime.channels_last``), where on this
@@ -98,8 +103,11 @@ def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int
     out = []
     for i in range(0, len(x), batch_size):
         xb = to_model_input(x[i : i + batch_size].to(device), input_size, channels_last=cl)
+        if tta_flip:
+            xb = torch.cat([xb, xb.flip(-1)])
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(model(xb).float().cpu())
+            logits = model(xb).float().cpu()
+        out.append(logits.view(2, -1, logits.shape[1]).mean(0) if tta_flip else logits)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
@@ -148,8 +156,15 @@ def train_classifier(
     eval_batch_size: int = 512,
     channels_last: bool = True,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    soft: np.ndarray | None = None,
 ) -> TrainResult:
     """Train ``model`` on uint8 ``train`` = (images, labels) with the one engine; select the best epoch on ``val``.
+
+    ``soft`` (N x num_classes, rows summing to 1; with ``cfg.soft_labels``): the loss is the cross-entropy
+    against each face's label distribution instead of its label, e.g. FER+'s annotator votes (Barsoum et
+    al. 2016, "probabilistic label drawing"/"cross-entropy loss" schemes: the distribution carries how
+    ambiguous a face is).  Label smoothing and class weights apply to it as to hard labels; training
+    accuracy and validation still use the majority labels.
 
     Validation accuracy is scored every ``cfg.eval_every`` epochs (and after the last) after
     re-estimating the BatchNorm statistics of the current weights on training images
@@ -166,11 +181,23 @@ def train_classifier(
     check_labels(ytr, num_classes, "training labels")
     if val is not None:
         check_labels(val[1], num_classes, "validation labels", min_classes=1)
+    if cfg.soft_labels:
+        if soft is None:
+            raise LlferError("fer.train.soft_labels: no label distributions given for the training set")
+        soft = np.asarray(soft, dtype=np.float32)
+        if soft.shape != (len(ytr), num_classes):
+            raise LlferError(f"fer.train.soft_labels: label distributions of shape {soft.shape}, expected "
+                             f"{(len(ytr), num_classes)}")
+        if not np.allclose(soft.sum(1), 1.0, atol=1e-3) or (soft < 0).any():
+            raise LlferError("fer.train.soft_labels: a training face's label distribution is negative or does "
+                             "not sum to 1")
     if cfg.max_train and len(xtr) > cfg.max_train:
-        sel = np.random.default_rng(seed).choice(len(xtr), cfg.max_train, replace=False)
-        xtr, ytr = xtr[np.sort(sel)], ytr[np.sort(sel)]
+        sel = np.sort(np.random.default_rng(seed).choice(len(xtr), cfg.max_train, replace=False))
+        xtr, ytr = xtr[sel], ytr[sel]
+        soft = soft[sel] if soft is not None else None
     x_train = images_to_tensor(xtr, device)
     y_train = torch.as_tensor(ytr, dtype=torch.long, device=device)
+    t_train = torch.as_tensor(soft, device=device) if cfg.soft_labels else y_train  # the loss's targets
     x_val = images_to_tensor(val[0], device) if val is not None and len(val[0]) else None
     y_val = torch.as_tensor(val[1], dtype=torch.long) if val is not None else None
 
@@ -183,13 +210,13 @@ def train_classifier(
             xb = xb.contiguous(memory_format=torch.channels_last)
         yb = y_train[idx]
         logits = model(xb)
-        return loss_fn(logits.float(), yb), {"train_acc": (logits.detach().argmax(1) == yb).float().mean()}
+        return loss_fn(logits.float(), t_train[idx]), {"train_acc": (logits.detach().argmax(1) == yb).float().mean()}
 
     def evaluate() -> dict[str, float]:
         if cfg.bn_recalibrate:
             recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.bn_batch_size)
         assert x_val is not None and y_val is not None
-        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size))
+        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size, cfg.tta_flip))
         return {"val_loss": float(F.cross_entropy(lv, y_val)), "val_acc": float((lv.argmax(1) == y_val).float().mean())}
 
     spe = max(1, len(x_train) // min(cfg.batch_size, len(x_train)))
