@@ -231,3 +231,27 @@ def test_soft_labels_errors_name_the_setting():
                          soft=np.full((20, 3), 1 / 3))
     with pytest.raises(LlferError, match="does not sum to 1"):
         train_classifier(_net2(), (x, y), None, cfg, num_classes=2, input_size=12, progress=False, soft=soft * 2)
+
+
+def test_train_fer_stage_reports_the_flip_gain_and_names_missing_soft_labels(tiny_prepared, tmp_path):
+    import json
+
+    import pytest
+
+    from llfer.config import from_dict
+    from llfer.errors import ConfigError
+    from llfer.inputs import Roots
+    from llfer.pipeline.train_fer import run_train_fer
+
+    roots = Roots(prepared=tiny_prepared, degraded=tmp_path / "none")
+    train = {"epochs": 2, "batch_size": 16, "bn_recalibrate": 0}
+    p = from_dict({"fer": {"eval_on": [], "train": {**train, "tta_flip": True}}})
+    m = run_train_fer(p, "mini_xception", "clean", roots, tmp_path / "m", tmp_path / "m.json", tmp_path / "pl",
+                      progress=False)
+    assert 0 <= m["test_acc_single_view"] <= 1 and m["test_acc"] == json.loads((tmp_path / "m.json").read_text())["test_acc"]
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["tta_flip"] is True
+    p = from_dict({"fer": {"eval_on": [], "train": {**train, "soft_labels": True}}})
+    with pytest.raises(ConfigError, match=r"fer.train.soft_labels: .*prepared has no soft_labels.npy"):
+        run_train_fer(p, "mini_xception", "clean", roots, tmp_path / "m2", tmp_path / "m2.json", tmp_path / "pl2",
+                      progress=False)
+    assert not (tmp_path / "m2").exists() and not (tmp_path / "m2.json").exists()

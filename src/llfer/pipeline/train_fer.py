@@ -99,6 +99,10 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
         # per-class test precision ([mini-xception-fer] Table 3 layout; the report's papers' tables read it)
         **{f"precision_{c}": round(v["precision"], 4) for c, v in main["per_class"].items()},
     }
+    if p.fer.train.tta_flip:  # the single-view test accuracy beside it: what the flip adds, in one run
+        x_test = loader.load(spec.test, "test", train=False)[0]
+        single = predict(res.model, x_test, input_size, device, p.runtime.eval_batch_size).argmax(1)
+        metrics["test_acc_single_view"] = round(float((single == main["true"]).mean()), 4)
     per_class = pd.DataFrame([{"class": c, "precision": round(v["precision"], 4), "recall": round(v["recall"], 4),
                                "f1": round(v["f1"], 4), "support": v["support"]} for c, v in main["per_class"].items()])
     cfg = {"backbone": backbone, "options": {**backbone_options(p, backbone), "num_classes": len(classes),
