@@ -95,8 +95,7 @@ class InputLoader:
         """Images (uint8), labels and ids of ``split`` for ``spec``; preprocessors applied."""
         src, preps = parse_spec(spec, self.variants, self.enhanced_variants, f"input {spec!r}")
         ds = self.dataset(src)
-        splits = [split] if isinstance(split, str) else list(split)
-        idx = np.flatnonzero(ds.index["split"].isin(splits).to_numpy())
+        idx = ds.split_indices(split)
         if len(idx) == 0:
             raise DataError(f"{ds.path}: split {split!r} is empty")
         images = np.asarray(ds.images[idx])
@@ -117,8 +116,7 @@ class InputLoader:
         if name not in ds.extras:
             raise ConfigError(f"{key}: {ds.path} has no {name}.npy (of the FER readers only FER+ stores its "
                               "vote distributions there)")
-        splits = [split] if isinstance(split, str) else list(split)
-        return np.asarray(ds.extras[name][np.flatnonzero(ds.index["split"].isin(splits).to_numpy())])
+        return np.asarray(ds.extras[name][ds.split_indices(split)])
 
     def classes(self) -> list[str]:
         ds = self.dataset("clean")

@@ -18,7 +18,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,8 +63,10 @@ class Dataset:
     def split_mask(self, split: str) -> np.ndarray:
         return (self.index["split"] == split).to_numpy()
 
-    def split_indices(self, split: str) -> np.ndarray:
-        return np.flatnonzero(self.split_mask(split))
+    def split_indices(self, split: str | Sequence[str]) -> np.ndarray:
+        """Rows of one split, or of several pooled in index order."""
+        splits = [split] if isinstance(split, str) else list(split)
+        return np.flatnonzero(self.index["split"].isin(splits).to_numpy())
 
     def subset(self, idx: np.ndarray) -> "Dataset":
         return Dataset(

@@ -81,7 +81,6 @@ def is_channels_last(model: nn.Module) -> bool:
     return False
 
 
-@torch.inference_mode()
 def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int, device: torch.device | str = "cpu",
             batch_size: int = 512, tta_flip: bool = False) -> np.ndarray:
     """Logits (float32 numpy, N x C) of ``model`` on uint8 images (the model is put in eval mode and otherwise
@@ -90,6 +89,14 @@ def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int
     ``tta_flip``: test-time flip averaging, the logits are the mean of those of each face and of its
     horizontal mirror (faces are about symmetric and training flips them; the papers do not use it, the
     field does: ``fer.train.tta_flip``).  Twice the forward passes, one batch holding both views.
+    """
+    return predict_views(model, images, input_size, device, batch_size, tta_flip).mean(0)
+
+
+@torch.inference_mode()
+def predict_views(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int,
+                  device: torch.device | str = "cpu", batch_size: int = 512, flip: bool = False) -> np.ndarray:
+    """Logits per view (float32 numpy, V x N x C): V = 1 the faces, V = 2 (``flip``) the faces and their mirrors.
 
     The input batches take the model's memory format: channels_last when its weights are (a classifier read
     by :func:`llfer.checkpoint.load_classifier`, or trained with ``runtime.channels_last``), where on this
@@ -103,12 +110,12 @@ def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int
     out = []
     for i in range(0, len(x), batch_size):
         xb = to_model_input(x[i : i + batch_size].to(device), input_size, channels_last=cl)
-        if tta_flip:
+        if flip:
             xb = torch.cat([xb, xb.flip(-1)])
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(xb).float().cpu()
-        out.append(logits.view(2, -1, logits.shape[1]).mean(0) if tta_flip else logits)
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+        out.append(logits.view(2 if flip else 1, -1, logits.shape[1]))
+    return torch.cat(out, 1).numpy() if out else np.zeros((2 if flip else 1, 0, 0), np.float32)
 
 
 def check_labels(labels: np.ndarray, num_classes: int, where: str, min_classes: int = 2) -> None:
