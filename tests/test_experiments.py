@@ -86,7 +86,9 @@ def test_efc_experiments_differ_only_in_their_size(tmp_path):
     composed = {px: yaml.safe_load(compose(tmp_path, f"+experiment=ferplus-efc-{px}px").read_text())
                 for px in EFC_SIZES}
     for px, p in composed.items():
-        assert p["fer"]["inputs"] == [f"lowres_{px}"] and p["fer"]["models"]["efcnet"] == {"input_size": px}
+        assert p["fer"]["inputs"] == [f"lowres_{px}"]  # each size's faces, upsampled for the network:
+        assert p["fer"]["models"]["efcnet"] == {"input_size": 32 if px == 20 else 20}
+        assert p["fer"]["train"]["epochs"] == 60
         assert p["degrade"]["lowres"]["sizes"] == list(EFC_SIZES)  # one degrade, shared through the run-cache
         p["fer"]["inputs"] = p["fer"]["models"]["efcnet"] = None
     assert all(p == composed[20] for p in composed.values())
