@@ -13,17 +13,17 @@
 #   speed         bench_train_loop.py on the whole FER2013 train split (llfer loop vs a DataLoader loop,
 #                 mini-Xception, EFC net, ResNet50) and bench_enhancers.py (cpu and paper presets)  ~2 min
 #   minixception  [mini-xception-fer] Table 3, clean input, 60 epochs                                 ~2.5 min
-#   efc20         [efc-lowres] Table 3 at 20 px, 100 epochs                                            ~2 min
+#   efc20         [efc-lowres] Table 3 at 20 px (network input 32 px), 100 epochs                     ~3 min
 #   resnet50      [mirnet-fer] Tables 5-6, clean / dark_pil / MIRNet-enhanced, 30 epochs, MIRNet's
 #                 paper preset trained for 2,000 steps                                                 ~4 min
-#   minixception-all, efc-all   every input / every size of those tables (another ~8 / ~6 min)
+#   minixception-all, efc-all   every input / every size of those tables (another ~8 / ~8 min)
 #   enhancers     every enhancer's paper preset on FER2013 for 2,000 steps, PSNR/SSIM/NIQE and the
 #                 FER effect ([mirnet-fer] Table 2)                                                      ~6 min
 #   joint         [ll-fer] on FER+ and FER2013 dark_gamma: ResNet-18 30 epochs, LLENet and Zero-DCE,
 #                 2,000 joint steps (the paper's count)                                                  ~8 min
 # The times are estimates, not measurements: no GPU has been lent to this project's sessions yet.  They
 # come from the training FLOPs per 48 px image (torch.utils.flop_counter: mini-Xception 0.078 GFLOP,
-# EFC net at 20 px 0.037, ResNet-18 0.58, ResNet50 1.34) at an assumed 5-10 % of an H200's bf16 peak for
+# EFC net at 20 px of network input 0.037, at 32 px 0.073, ResNet-18 0.58, ResNet50 1.34) at an assumed 5-10 % of an H200's bf16 peak for
 # convolutions this small (launch- and memory-bound), plus ~1 min of prepare / degrade / quality / CV
 # stages per experiment.  Record the measured times next to them (README, "The papers' experiments").
 set -euo pipefail
