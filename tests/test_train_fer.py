@@ -255,3 +255,31 @@ def test_train_fer_stage_reports_the_flip_gain_and_names_missing_soft_labels(tin
         run_train_fer(p, "mini_xception", "clean", roots, tmp_path / "m2", tmp_path / "m2.json", tmp_path / "pl2",
                       progress=False)
     assert not (tmp_path / "m2").exists() and not (tmp_path / "m2.json").exists()
+
+
+def test_train_on_val_merges_the_splits_and_keeps_the_last_epoch(tiny_prepared, tmp_path):
+    """fer.train.train_on_val ([efc-lowres]'s train+val refit): every train and val face is trained on, no
+    validation is scored (no val_acc / best_epoch, no val columns in the history) and the test split is
+    still held out."""
+    import pandas as pd
+
+    from llfer.config import from_dict
+    from llfer.data.store import read_dataset
+    from llfer.inputs import Roots
+    from llfer.pipeline.train_fer import run_train_fer
+
+    ds = read_dataset(tiny_prepared)
+    n_train, n_val = len(ds.split_indices("train")), len(ds.split_indices("val"))
+    assert n_val > 0
+    roots = Roots(prepared=tiny_prepared, degraded=tmp_path / "none")
+    ms = {}
+    for refit in (False, True):
+        p = from_dict({"fer": {"eval_on": [], "train": {"epochs": 2, "batch_size": 16, "bn_recalibrate": 0,
+                                                         "train_on_val": refit}}})
+        d = tmp_path / str(refit)
+        ms[refit] = run_train_fer(p, "mini_xception", "clean", roots, d / "m", d / "m.json", d / "pl", progress=False)
+        hist = pd.read_csv(d / "pl" / "history.csv")
+        assert ("val_acc" in hist) is (not refit) and len(hist) == 2
+    assert ms[False]["train_images"] == n_train and "val_acc" in ms[False]
+    assert ms[True]["train_images"] == n_train + n_val
+    assert "val_acc" not in ms[True] and "best_epoch" not in ms[True] and 0 <= ms[True]["test_acc"] <= 1

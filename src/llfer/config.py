@@ -180,6 +180,9 @@ class FerTrainCfg(_Strict):
     soft_labels: bool = default("fer.train.soft_labels")
     #: validation and test logits averaged over each face and its horizontal mirror
     tta_flip: bool = default("fer.train.tta_flip")
+    #: train on the train and val splits merged, keeping the last epoch (no validation; the epochs chosen
+    #: on val by a run without it): [efc-lowres] refits on train+val
+    train_on_val: bool = default("fer.train.train_on_val")
     class_weights: bool = default("fer.train.class_weights")
     patience: int = default("fer.train.patience", ge=0)
     augment: AugmentCfg = default("fer.train.augment")

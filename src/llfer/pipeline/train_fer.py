@@ -69,15 +69,19 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     spec = p.input_def(input_name)
     loader = make_loader(p, roots)
     classes = loader.classes()
-    xtr, ytr, _ = loader.load(spec.train, "train", train=True)
-    xva, yva, _ = loader.load(spec.test, "val", train=False)
-    soft = loader.extra("soft_labels", "train", "fer.train.soft_labels") if p.fer.train.soft_labels else None
+    # fer.train.train_on_val: train and val merged, no validation, the last of fer.train.epochs kept
+    # ([efc-lowres]'s protocol; the epochs come from an earlier run that chose them on the validation split)
+    refit = p.fer.train.train_on_val
+    fit_splits = ("train", "val") if refit else "train"
+    xtr, ytr, _ = loader.load(spec.train, fit_splits, train=True)
+    val = None if refit else loader.load(spec.test, "val", train=False)[:2]
+    soft = loader.extra("soft_labels", fit_splits, "fer.train.soft_labels") if p.fer.train.soft_labels else None
     in_ch = 1 if xtr.ndim == 3 else xtr.shape[3]
     seed_everything(p.seed)
     model, input_size = build_backbone(p, backbone, classes, in_ch)
     device = resolve_device(p.runtime.device)
     ckpt = Path(model_out).parent / f".{Path(model_out).name}.last.pt"
-    res = train_classifier(model, (xtr, ytr), (xva, yva), p.fer.train, num_classes=len(classes),
+    res = train_classifier(model, (xtr, ytr), val, p.fer.train, num_classes=len(classes),
                            input_size=input_size, device=device, seed=p.seed, checkpoint=ckpt, resume=resume,
                            progress=progress, eval_batch_size=p.runtime.eval_batch_size,
                            channels_last=p.runtime.channels_last, soft=soft)
@@ -94,7 +98,8 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
     record(train_seconds=round(res.seconds, 2), device=str(device))
     metrics: dict[str, Any] = {
         "test_acc": round(main["accuracy"], 4), "test_macro_f1": round(main["macro_f1"], 4),
-        "val_acc": round(res.best_score, 4), "best_epoch": res.best_epoch,
+        # no validation split left when it was trained on (train_on_val): no val_acc / best_epoch
+        **({} if refit else {"val_acc": round(res.best_score, 4), "best_epoch": res.best_epoch}),
         "epochs_run": round(res.steps_done / res.steps_per_epoch),
         "train_images": int(min(len(ytr), p.fer.train.max_train or len(ytr))),
         "params": num_params(res.model),
