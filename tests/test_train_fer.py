@@ -187,6 +187,36 @@ def test_tta_flip_averages_a_face_and_its_mirror():
     np.testing.assert_allclose(predict(m, np.ascontiguousarray(x[..., ::-1]), 12, tta_flip=True), tta, atol=1e-5)
 
 
+def test_tta_shift_averages_the_four_shifted_views():
+    """shift_views moves a picture by whole pixels (0.25 of 4 px = 1 px) with the edge repeated, and
+    predict(tta_shift) averages the face's, the mirror's and their shifts' logits (views 0, 1 face, mirror)."""
+    import pytest
+
+    from llfer.errors import LlferError
+    from llfer.train.fer import predict_views, shift_views
+
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    v = shift_views(x, 0.25)
+    assert v.shape == (5, 1, 4, 4)
+    torch.testing.assert_close(v[0], x[0])
+    torch.testing.assert_close(v[1, 0, :, 1:], x[0, 0, :, :3])  # right by one pixel
+    torch.testing.assert_close(v[1, 0, :, 0], x[0, 0, :, 0])  # the left edge repeated
+    torch.testing.assert_close(v[2, 0, :, :3], x[0, 0, :, 1:])  # left
+    torch.testing.assert_close(v[3, 0, 1:], x[0, 0, :3])  # down
+    torch.testing.assert_close(v[4, 0, :3], x[0, 0, 1:])  # up
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (7, 12, 12), dtype=np.uint8)
+    m = _LeftHalf()
+    views = predict_views(m, faces, 12, flip=True, shift=1 / 12, batch_size=3)
+    assert views.shape == (10, 7, 3)
+    np.testing.assert_allclose(views[:2], predict_views(m, faces, 12, flip=True), atol=1e-5)
+    assert np.abs(views[2:] - views[:1]).max() > 1e-3  # the shifted views differ
+    np.testing.assert_allclose(predict(m, faces, 12, tta_flip=True, tta_shift=1 / 12), views.mean(0), atol=1e-5)
+    assert predict_views(m, faces, 12, shift=1 / 12).shape == (5, 7, 3)
+    with pytest.raises(LlferError, match="fer.train.tta_shift"):
+        predict_views(m, faces, 12, shift=0.6)
+
+
 def _ambiguous(n=120, seed=0):
     """Faces of 2 brightness bands; band 0 faces are annotated 70 % class 0 / 30 % class 1."""
     rng = np.random.default_rng(seed)
@@ -250,6 +280,12 @@ def test_train_fer_stage_reports_the_flip_gain_and_names_missing_soft_labels(tin
                       progress=False)
     assert 0 <= m["test_acc_single_view"] <= 1 and m["test_acc"] == json.loads((tmp_path / "m.json").read_text())["test_acc"]
     assert json.loads((tmp_path / "m" / "config.json").read_text())["tta_flip"] is True
+    assert "test_acc_flip_views" not in m
+    p = from_dict({"fer": {"eval_on": [], "train": {**train, "tta_flip": True, "tta_shift": 0.05}}})
+    m = run_train_fer(p, "mini_xception", "clean", roots, tmp_path / "ms", tmp_path / "ms.json", tmp_path / "pls",
+                      progress=False)
+    assert 0 <= m["test_acc_flip_views"] <= 1 and 0 <= m["test_acc_single_view"] <= 1
+    assert json.loads((tmp_path / "ms" / "config.json").read_text())["tta_shift"] == 0.05
     p = from_dict({"fer": {"eval_on": [], "train": {**train, "soft_labels": True}}})
     with pytest.raises(ConfigError, match=r"fer.train.soft_labels: .*prepared has no soft_labels.npy"):
         run_train_fer(p, "mini_xception", "clean", roots, tmp_path / "m2", tmp_path / "m2.json", tmp_path / "pl2",

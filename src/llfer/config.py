@@ -180,6 +180,9 @@ class FerTrainCfg(_Strict):
     soft_labels: bool = default("fer.train.soft_labels")
     #: validation and test logits averaged over each face and its horizontal mirror
     tta_flip: bool = default("fer.train.tta_flip")
+    #: validation and test logits also averaged over the views shifted by this fraction of the input size
+    #: (left, right, up, down; 0: off)
+    tta_shift: float = default("fer.train.tta_shift", ge=0, lt=0.5)
     #: train on the train and val splits merged, keeping the last epoch (no validation; the epochs chosen
     #: on val by a run without it): [efc-lowres] refits on train+val
     train_on_val: bool = default("fer.train.train_on_val")

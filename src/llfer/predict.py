@@ -354,7 +354,8 @@ class Predictor:
             return np.zeros((0, len(self.clf.classes)), np.float32)
         with torch.inference_mode():
             logits = predict(self.clf.model, faces, self.clf.input_size, self.device, self.batch_size,
-                             bool(self.clf.config.get("tta_flip", False)))
+                             bool(self.clf.config.get("tta_flip", False)),
+                             float(self.clf.config.get("tta_shift", 0.0)))
         return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
 
 

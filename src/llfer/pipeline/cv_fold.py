@@ -139,7 +139,8 @@ def run_cv_fold(p: Params, run: str, fold: int, roots: Roots, out_json: Path, pr
     res = train_classifier(model, (x_train, y_train), None, tcfg, num_classes=len(classes), input_size=size,
                            device=device, seed=seed, progress=progress, eval_batch_size=p.runtime.eval_batch_size,
                            channels_last=p.runtime.channels_last, soft=soft)
-    pred = predict(res.model, x_test, size, device, p.runtime.eval_batch_size, tcfg.tta_flip).argmax(1)
+    pred = predict(res.model, x_test, size, device, p.runtime.eval_batch_size, tcfg.tta_flip,
+                   tcfg.tta_shift).argmax(1)
     record(fold_seconds=round(time.perf_counter() - t0, 2), device=str(device))
     m = classification_metrics(y_test, pred, classes)
     shared = sorted(set(plan.subjects[tr]) & set(plan.subjects[te]) - {""})

@@ -47,16 +47,20 @@ def eval_specs(p: Params, test_spec: str, with_enhanced: bool) -> dict[str, str]
 
 
 def evaluate_specs(model: nn.Module, loader: InputLoader, specs: dict[str, str], classes: list[str], input_size: int,
-                   device: torch.device, batch_size: int = 512, tta_flip: bool = False) -> dict[str, dict[str, Any]]:
-    """Classification metrics (plus ``pred`` / ``true``) of ``model`` on the test split of every spec."""
+                   device: torch.device, batch_size: int = 512, tta_flip: bool = False,
+                   tta_shift: float = 0.0) -> dict[str, dict[str, Any]]:
+    """Classification metrics (plus ``pred`` / ``true``) of ``model`` on the test split of every spec; with
+    test-time views also the accuracy of the face alone and (shifts) of face and mirror alone, from the same pass."""
     out = {}
     for key, spec in specs.items():
         x, y, _ = loader.load(spec, "test", train=False)
-        views = predict_views(model, x, input_size, device, batch_size, tta_flip)
+        views = predict_views(model, x, input_size, device, batch_size, tta_flip, tta_shift)
         pred = views.mean(0).argmax(1)
         m = classification_metrics(y, pred, classes)
-        if tta_flip:  # the faces alone, from the same pass: what the flip adds
+        if len(views) > 1:  # the faces alone, from the same pass: what the extra views add
             m["single_view_accuracy"] = float((views[0].argmax(1) == y).mean())
+        if tta_flip and tta_shift > 0:  # face and mirror alone: what the shifts add
+            m["flip_view_accuracy"] = float((views[:2].mean(0).argmax(1) == y).mean())
         m["pred"] = pred
         m["true"] = y
         out[key] = m
@@ -87,7 +91,7 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
                            channels_last=p.runtime.channels_last, soft=soft)
     with_enh = roots.enhanced is not None
     evals = evaluate_specs(res.model, loader, eval_specs(p, spec.test, with_enh), classes, input_size, device,
-                           p.runtime.eval_batch_size, p.fer.train.tta_flip)
+                           p.runtime.eval_batch_size, p.fer.train.tta_flip, p.fer.train.tta_shift)
     main = evals["test"]
     if main["absent_classes"]:
         logging.getLogger("llfer").warning(
@@ -107,14 +111,17 @@ def run_train_fer(p: Params, backbone: str, input_name: str, roots: Roots, model
         # per-class test precision ([mini-xception-fer] Table 3 layout; the report's papers' tables read it)
         **{f"precision_{c}": round(v["precision"], 4) for c, v in main["per_class"].items()},
     }
-    if p.fer.train.tta_flip:  # the single-view test accuracy beside it: what the flip adds, in one run
+    if "single_view_accuracy" in main:  # the single-view test accuracy beside it: what the views add, in one run
         metrics["test_acc_single_view"] = round(main["single_view_accuracy"], 4)
+    if "flip_view_accuracy" in main:  # face + mirror without the shifts
+        metrics["test_acc_flip_views"] = round(main["flip_view_accuracy"], 4)
     per_class = pd.DataFrame([{"class": c, "precision": round(v["precision"], 4), "recall": round(v["recall"], 4),
                                "f1": round(v["f1"], 4), "support": v["support"]} for c, v in main["per_class"].items()])
     cfg = {"backbone": backbone, "options": {**backbone_options(p, backbone), "num_classes": len(classes),
                                               "in_channels": in_ch}, "input": input_name,
            "train_spec": spec.train, "test_spec": spec.test, "classes": classes,
            "tta_flip": p.fer.train.tta_flip,  # `llfer predict` averages face and mirror as the test scores did
+           "tta_shift": p.fer.train.tta_shift,  # and the shifted views
            # the preprocessors' options, so `llfer predict` prepares faces exactly as training did
            "preprocess": {k: dict(v or {}) for k, v in p.fer.preprocess.items()}}
     with atomic_dir(model_out) as tmp:

@@ -82,40 +82,70 @@ def is_channels_last(model: nn.Module) -> bool:
 
 
 def predict(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int, device: torch.device | str = "cpu",
-            batch_size: int = 512, tta_flip: bool = False) -> np.ndarray:
+            batch_size: int = 512, tta_flip: bool = False, tta_shift: float = 0.0) -> np.ndarray:
     """Logits (float32 numpy, N x C) of ``model`` on uint8 images (the model is put in eval mode and otherwise
     left as it is).
 
     ``tta_flip``: test-time flip averaging, the logits are the mean of those of each face and of its
     horizontal mirror (faces are about symmetric and training flips them; the papers do not use it, the
     field does: ``fer.train.tta_flip``).  Twice the forward passes, one batch holding both views.
+    ``tta_shift``: also the views shifted by that fraction of the input size left, right, up and down
+    (``fer.train.tta_shift``; five times the views), see :func:`predict_views`.
     """
-    return predict_views(model, images, input_size, device, batch_size, tta_flip).mean(0)
+    return predict_views(model, images, input_size, device, batch_size, tta_flip, tta_shift).mean(0)
+
+
+def shift_views(x: torch.Tensor, shift: float) -> torch.Tensor:
+    """x (B x C x H x W float) and its four copies translated by ``shift`` of the width / height right, left,
+    down and up, stacked as 5B (view-major); the uncovered border repeats the edge pixels (``grid_sample``
+    with border padding, as :func:`augment_batch` fills a training shift)."""
+    b = x.shape[0]
+    offsets = torch.tensor([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=x.dtype, device=x.device) * 2 * shift
+    theta = torch.zeros(len(offsets), 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = -offsets  # the sampling grid moves against the picture
+    theta = theta.repeat_interleave(b, 0)
+    xs = x.repeat(len(offsets), 1, 1, 1)
+    grid = F.affine_grid(theta, list(xs.shape), align_corners=False)
+    return F.grid_sample(xs, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 @torch.inference_mode()
 def predict_views(model: nn.Module, images: np.ndarray | torch.Tensor, input_size: int,
-                  device: torch.device | str = "cpu", batch_size: int = 512, flip: bool = False) -> np.ndarray:
-    """Logits per view (float32 numpy, V x N x C): V = 1 the faces, V = 2 (``flip``) the faces and their mirrors.
+                  device: torch.device | str = "cpu", batch_size: int = 512, flip: bool = False,
+                  shift: float = 0.0) -> np.ndarray:
+    """Logits per view (float32 numpy, V x N x C): view 0 the faces, view 1 (``flip``) their mirrors, then
+    (``shift`` > 0) the four shifts of :func:`shift_views` of these: V = 1, 2, 5 or 10.
+
+    Test-time shifts are the field's multi-crop averaging at a scale where cropping would lose the face:
+    training shifts the faces by up to ``fer.train.augment.shift``, so the network has seen them, and
+    averaging over small shifts smooths how a face's few pixels fall on the network's stride-2 grids.
 
     The input batches take the model's memory format: channels_last when its weights are (a classifier read
     by :func:`llfer.checkpoint.load_classifier`, or trained with ``runtime.channels_last``), where on this
     project's CPU mini-Xception scores 3-3.5x faster than NCHW (oneDNN's depthwise convolutions and
     max-pooling), with logits equal up to float rounding (max |diff| 7e-6 on 315 faces, the same top-1).
     """
+    if shift < 0 or shift >= 0.5:
+        raise LlferError(f"fer.train.tta_shift: {shift} is not a fraction of the input size in [0, 0.5)")
     device = torch.device(device)
     model.eval()
     cl = device.type == "cuda" or is_channels_last(model)
     x = images if isinstance(images, torch.Tensor) else images_to_tensor(images, device)
+    n_views = (2 if flip else 1) * (5 if shift > 0 else 1)
     out = []
     for i in range(0, len(x), batch_size):
-        xb = to_model_input(x[i : i + batch_size].to(device), input_size, channels_last=cl)
+        xb = to_model_input(x[i : i + batch_size].to(device), input_size)
         if flip:
             xb = torch.cat([xb, xb.flip(-1)])
+        if shift > 0:  # (face, mirror) unshifted, then each shift of both: views 0 and 1 stay face and mirror
+            xb = shift_views(xb, shift)
+        if cl:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(xb).float().cpu()
-        out.append(logits.view(2 if flip else 1, -1, logits.shape[1]))
-    return torch.cat(out, 1).numpy() if out else np.zeros((2 if flip else 1, 0, 0), np.float32)
+        out.append(logits.view(n_views, -1, logits.shape[1]))
+    return torch.cat(out, 1).numpy() if out else np.zeros((n_views, 0, 0), np.float32)
 
 
 def check_labels(labels: np.ndarray, num_classes: int, where: str, min_classes: int = 2) -> None:
@@ -223,7 +253,8 @@ def train_classifier(
         if cfg.bn_recalibrate:
             recalibrate_bn(model, x_train, input_size, cfg.bn_recalibrate, seed, cfg.bn_batch_size)
         assert x_val is not None and y_val is not None
-        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size, cfg.tta_flip))
+        lv = torch.from_numpy(predict(model, x_val, input_size, device, eval_batch_size, cfg.tta_flip,
+                                      cfg.tta_shift))
         return {"val_loss": float(F.cross_entropy(lv, y_val)), "val_acc": float((lv.argmax(1) == y_val).float().mean())}
 
     spe = max(1, len(x_train) // min(cfg.batch_size, len(x_train)))
