@@ -93,7 +93,7 @@ def test_salt_pepper_never_touches_a_test_fold(tiny_prepared: Path, tmp_path: Pa
                            "train": {"epochs": 1, "batch_size": 16, "bn_recalibrate": 0}}})
     seen = {}
 
-    def fake_predict(model, x, size, device, bs, tta_flip=False):
+    def fake_predict(model, x, size, device, bs, tta_flip=False, tta_shift=0.0):
         seen["test"] = np.asarray(x)
         return np.zeros((len(x), 3), np.float32)
 
