@@ -32,11 +32,9 @@ def test_training_learns_and_is_deterministic(tmp_path):
     assert logits.shape == (len(x), 3)
 
 
-def test_resume_continues_from_checkpoint(tmp_path):
-    """Interrupting after 2 of 4 epochs and resuming gives the same run as training straight through."""
+def _resumed_and_straight(cfg, ck):
+    """Losses of a run stopped after 2 epochs and resumed from ``ck``, and of the same run straight through."""
     x, y = _toy()
-    ck = tmp_path / "last.pt"
-    cfg = FerTrainCfg(epochs=4, batch_size=16, lr=0.05)
     torch.manual_seed(0)
     ref = train_classifier(_net(), (x, y), (x, y), cfg, num_classes=3, input_size=12, seed=2, progress=False)
     torch.manual_seed(0)
@@ -48,8 +46,14 @@ def test_resume_continues_from_checkpoint(tmp_path):
     assert ck.exists()
     res = train_classifier(_net(), (x, y), (x, y), cfg, num_classes=3, input_size=12, seed=2, checkpoint=ck,
                            resume=True, progress=False)
-    assert len(res.history) == 4
-    np.testing.assert_allclose([h["train_loss"] for h in res.history], [h["train_loss"] for h in ref.history], rtol=1e-5)
+    return [h["train_loss"] for h in res.history], [h["train_loss"] for h in ref.history]
+
+
+def test_resume_continues_from_checkpoint(tmp_path):
+    """Interrupting after 2 of 4 epochs and resuming gives the same run as training straight through."""
+    resumed, straight = _resumed_and_straight(FerTrainCfg(epochs=4, batch_size=16, lr=0.05), tmp_path / "last.pt")
+    assert len(resumed) == 4
+    np.testing.assert_allclose(resumed, straight, rtol=1e-5)
 
 
 class _Stop(Exception):
@@ -319,3 +323,43 @@ def test_train_on_val_merges_the_splits_and_keeps_the_last_epoch(tiny_prepared, 
     assert ms[False]["train_images"] == n_train and "val_acc" in ms[False]
     assert ms[True]["train_images"] == n_train + n_val
     assert "val_acc" not in ms[True] and "best_epoch" not in ms[True] and 0 <= ms[True]["test_acc"] <= 1
+
+
+
+def test_mixup_mixes_faces_and_targets_with_one_beta_lambda():
+    """mixup_batch: x~ = lam x_i + (1 - lam) x_perm(i) and the same lam for the (one-hot or soft) targets."""
+    import pytest
+    from scipy.stats import beta
+
+    from llfer.errors import LlferError
+    from llfer.train.fer import mixup_batch
+
+    x = torch.arange(4 * 3 * 3, dtype=torch.float32).reshape(4, 1, 3, 3)
+    y = torch.tensor([0, 1, 2, 1])
+    xm, tm = mixup_batch(x, y, 3, 0.4, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)  # replay the draws: the uniform, then the permutation
+    lam = float(beta.ppf(float(torch.rand(1, generator=g)), 0.4, 0.4))  # lam ~ Beta(0.4, 0.4) by its inverse CDF
+    perm = torch.randperm(4, generator=g)
+    onehot = torch.nn.functional.one_hot(y, 3).float()
+    assert 0.0 < lam < 1.0
+    torch.testing.assert_close(xm, lam * x + (1 - lam) * x[perm])
+    torch.testing.assert_close(tm, lam * onehot + (1 - lam) * onehot[perm])
+    torch.testing.assert_close(tm.sum(1), torch.ones(4))
+    soft = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.2, 0.2, 0.6], [1.0, 0.0, 0.0]])
+    _, ts = mixup_batch(x, soft, 3, 0.4, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(ts, lam * soft + (1 - lam) * soft[perm])
+    with pytest.raises(LlferError, match="fer.train.mixup"):
+        mixup_batch(x, y, 3, 0.0, torch.Generator())
+
+
+def test_mixup_training_learns_and_resumes_identically(tmp_path):
+    """A run with mixup still learns the toy task; one interrupted and resumed equals one straight through."""
+    x, y = _toy()
+    cfg = FerTrainCfg(epochs=15, batch_size=16, lr=0.03, mixup=0.4)
+    torch.manual_seed(0)
+    r = train_classifier(_net(), (x, y), (x[:30], y[:30]), cfg, num_classes=3, input_size=12, seed=1, progress=False)
+    assert r.best_score > 0.8
+    resumed, straight = _resumed_and_straight(FerTrainCfg(epochs=4, batch_size=16, lr=0.05, mixup=0.4),
+                                              tmp_path / "last.pt")
+    assert len(resumed) == 4
+    np.testing.assert_allclose(resumed, straight, rtol=1e-5)

@@ -176,6 +176,8 @@ class FerTrainCfg(_Strict):
     #: global gradient-norm limit (0: off)
     grad_clip: float = default("fer.train.grad_clip", ge=0)
     label_smoothing: float = default("fer.train.label_smoothing", ge=0, lt=1)
+    #: mixup Beta(a, a) parameter: each batch trains on mixes of pairs of faces and of their targets (0: off)
+    mixup: float = default("fer.train.mixup", ge=0)
     #: cross-entropy against the dataset's per-image label distribution (``soft_labels``, FER+ votes)
     soft_labels: bool = default("fer.train.soft_labels")
     #: validation and test logits averaged over each face and its horizontal mirror

@@ -64,6 +64,27 @@ def augment_batch(x: torch.Tensor, cfg: AugmentCfg, gen: torch.Generator) -> tor
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def mixup_batch(x: torch.Tensor, targets: torch.Tensor, num_classes: int, alpha: float,
+                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """mixup (Zhang et al., ICLR 2018): ``x~ = lam x_i + (1 - lam) x_j``, ``y~ = lam y_i + (1 - lam) y_j``.
+
+    One ``lam ~ Beta(alpha, alpha)`` per batch and ``j`` a random permutation of the batch, as in the
+    paper's reference recipe.  ``targets`` are class indices (made one-hot) or label distributions (FER+
+    soft labels); the result is a distribution, which ``nn.CrossEntropyLoss`` takes as its target.
+    ``lam`` is drawn by the inverse Beta CDF of a uniform from the run's own generator (torch's ``Beta``
+    takes no generator), so a resumed run draws the same mixes.
+    """
+    from scipy.special import betaincinv
+
+    if alpha <= 0:
+        raise LlferError(f"fer.train.mixup: Beta parameter must be > 0, got {alpha}")
+    u = float(torch.rand(1, generator=gen))
+    lam = float(betaincinv(alpha, alpha, u))
+    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    t = F.one_hot(targets, num_classes).to(x.dtype) if targets.ndim == 1 else targets
+    return lam * x + (1 - lam) * x[perm], lam * t + (1 - lam) * t[perm]
+
+
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights normalised to mean 1 (absent classes get weight 0)."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -243,11 +264,13 @@ def train_classifier(
 
     def step(idx: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
         xb = augment_batch(to_model_input(x_train[idx], input_size), cfg.augment, gen)
+        yb, tb = y_train[idx], t_train[idx]
+        if cfg.mixup:
+            xb, tb = mixup_batch(xb, tb, num_classes, cfg.mixup, gen)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        yb = y_train[idx]
         logits = model(xb)
-        return loss_fn(logits.float(), t_train[idx]), {"train_acc": (logits.detach().argmax(1) == yb).float().mean()}
+        return loss_fn(logits.float(), tb), {"train_acc": (logits.detach().argmax(1) == yb).float().mean()}
 
     def evaluate() -> dict[str, float]:
         if cfg.bn_recalibrate:
