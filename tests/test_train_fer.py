@@ -325,7 +325,6 @@ def test_train_on_val_merges_the_splits_and_keeps_the_last_epoch(tiny_prepared, 
     assert "val_acc" not in ms[True] and "best_epoch" not in ms[True] and 0 <= ms[True]["test_acc"] <= 1
 
 
-
 def test_mixup_mixes_faces_and_targets_with_one_beta_lambda():
     """mixup_batch: x~ = lam x_i + (1 - lam) x_perm(i) and the same lam for the (one-hot or soft) targets."""
     import pytest
